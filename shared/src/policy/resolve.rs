@@ -1,0 +1,389 @@
+//! Resolution: from a client to its server, the server's trust in the client's namespace,
+//! and the policies that govern it; then evaluation against the rules.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use url::Url;
+
+use super::compiled::{CompiledPolicy, CompiledSelector, FieldError};
+use super::effective::effective_settings;
+use super::rules::check_client;
+use super::violation::{Violation, rule};
+use super::{Compliance, Evaluation, Standing};
+use crate::resources::{
+    AuthClient, AuthPolicy, AuthServer, LabelSelector, NamespacesFrom, ObjectRef, labels_of,
+};
+
+type Labels = BTreeMap<String, String>;
+
+/// Which namespaces a server trusts.
+#[derive(Clone, Debug)]
+enum Trust {
+    Same,
+    All,
+    Selector(CompiledSelector, String),
+}
+
+/// A server made ready for evaluation.
+#[derive(Clone, Debug)]
+pub struct CompiledServer {
+    pub reference: ObjectRef,
+    pub issuer_url: String,
+    /// What is wrong with the server's own spec.
+    pub errors: Vec<FieldError>,
+    /// `None`: the server has no policy selector and so selects no policy.
+    policy_selector: Option<(CompiledSelector, String)>,
+    trust: Trust,
+    /// The policies the server selects, ordered by name.
+    policies: Vec<Arc<CompiledPolicy>>,
+}
+
+impl CompiledServer {
+    fn compile(server: &AuthServer) -> Self {
+        let spec = &server.spec;
+        let mut errors = Vec::new();
+        if let Err(message) = check_endpoint_url(&spec.issuer_url) {
+            errors.push(FieldError {
+                field: "spec.issuerUrl".into(),
+                message,
+            });
+        }
+        if let Some(endpoint) = &spec.provider.registration_endpoint {
+            if let Err(message) = check_endpoint_url(endpoint) {
+                errors.push(FieldError {
+                    field: "spec.provider.registrationEndpoint".into(),
+                    message,
+                });
+            }
+        }
+        let policy_selector = spec.policy_selector.as_ref().map(|selector| {
+            (
+                CompiledSelector::compile(Some(selector), "spec.policySelector", &mut errors),
+                describe(selector),
+            )
+        });
+        let trust = match spec.allowed_namespaces.from {
+            NamespacesFrom::Same => Trust::Same,
+            NamespacesFrom::All => Trust::All,
+            NamespacesFrom::Selector => {
+                let selector = spec.allowed_namespaces.selector.as_ref();
+                if selector.is_none() {
+                    errors.push(FieldError {
+                        field: "spec.allowedNamespaces.selector".into(),
+                        message: "is required when allowedNamespaces.from is Selector".into(),
+                    });
+                }
+                let compiled = CompiledSelector::compile(
+                    selector,
+                    "spec.allowedNamespaces.selector",
+                    &mut errors,
+                );
+                Trust::Selector(compiled, selector.map(describe).unwrap_or_default())
+            }
+        };
+        Self {
+            reference: ObjectRef::of(server),
+            issuer_url: spec.issuer_url.clone(),
+            errors,
+            policy_selector,
+            trust,
+            policies: Vec::new(),
+        }
+    }
+
+    /// The policies this server selects.
+    pub fn policies(&self) -> &[Arc<CompiledPolicy>] {
+        &self.policies
+    }
+
+    fn selects(&self, policy: &CompiledPolicy) -> bool {
+        policy.reference.namespace == self.reference.namespace
+            && self
+                .policy_selector
+                .as_ref()
+                .is_some_and(|(selector, _)| selector.matches(&policy.labels))
+    }
+
+    /// `Err` holds the sentence explaining why `namespace` is refused.
+    fn trusts(&self, namespace: &str, namespace_labels: &Labels) -> Result<(), String> {
+        let refused = |rule: String| {
+            Err(format!(
+                "namespace {namespace:?} is not allowed to register clients on AuthServer {} (allowedNamespaces: {rule})",
+                self.reference
+            ))
+        };
+        match &self.trust {
+            Trust::All => Ok(()),
+            Trust::Same if namespace == self.reference.namespace => Ok(()),
+            Trust::Same => refused("from Same".into()),
+            Trust::Selector(selector, _) if selector.matches(namespace_labels) => Ok(()),
+            Trust::Selector(_, shown) => refused(format!("from Selector, selector {shown}")),
+        }
+    }
+}
+
+/// Issuers and endpoints are https URLs, except on loopback for local development; an
+/// issuer has no query or fragment (OpenID Connect Discovery, section 3).
+fn check_endpoint_url(text: &str) -> Result<(), String> {
+    let url =
+        Url::parse(text).map_err(|error| format!("{text:?} is not an absolute URL: {error}"))?;
+    let host = url.host_str().unwrap_or_default();
+    let loopback = host == "localhost"
+        || host
+            .trim_matches(['[', ']'])
+            .parse::<IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    match url.scheme() {
+        "https" => {}
+        "http" if loopback => {}
+        _ => {
+            return Err(format!(
+                "{text:?} must use https (plain http only on a loopback address)"
+            ));
+        }
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(format!("{text:?} must not have a query or fragment"));
+    }
+    Ok(())
+}
+
+/// A label selector as `kubectl` would print it.
+fn describe(selector: &LabelSelector) -> String {
+    match kube::core::Selector::try_from(selector.clone()) {
+        Ok(compiled) if compiled.selects_all() => "{} (everything)".to_owned(),
+        Ok(compiled) => compiled.to_string(),
+        Err(_) => "(invalid)".to_owned(),
+    }
+}
+
+/// The current servers, policies and namespace labels, made ready to evaluate clients.
+/// Cheap to derive a variant of with one policy changed, which is what previews need.
+#[derive(Clone, Debug, Default)]
+pub struct Evaluator {
+    servers: HashMap<ObjectRef, Arc<CompiledServer>>,
+    policies: BTreeMap<ObjectRef, Arc<CompiledPolicy>>,
+    namespace_labels: HashMap<String, Labels>,
+}
+
+impl Evaluator {
+    pub fn new<'a>(
+        servers: impl IntoIterator<Item = &'a AuthServer>,
+        policies: impl IntoIterator<Item = &'a AuthPolicy>,
+        namespace_labels: &BTreeMap<String, Labels>,
+    ) -> Self {
+        let policies = policies
+            .into_iter()
+            .map(|p| (ObjectRef::of(p), Arc::new(CompiledPolicy::compile(p))))
+            .collect();
+        let servers: Vec<CompiledServer> =
+            servers.into_iter().map(CompiledServer::compile).collect();
+        let namespace_labels = namespace_labels
+            .iter()
+            .map(|(ns, labels)| (ns.clone(), labels.clone()))
+            .collect();
+        Self::assemble(servers, policies, namespace_labels)
+    }
+
+    fn assemble(
+        servers: impl IntoIterator<Item = CompiledServer>,
+        policies: BTreeMap<ObjectRef, Arc<CompiledPolicy>>,
+        namespace_labels: HashMap<String, Labels>,
+    ) -> Self {
+        let servers = servers
+            .into_iter()
+            .map(|mut server| {
+                server.policies = policies
+                    .values()
+                    .filter(|policy| server.selects(policy))
+                    .cloned()
+                    .collect();
+                (server.reference.clone(), Arc::new(server))
+            })
+            .collect();
+        Self {
+            servers,
+            policies,
+            namespace_labels,
+        }
+    }
+
+    /// The same world with one policy replaced: `original` removed (if given) and
+    /// `replacement` added (if given). This is how an edit or a deletion is previewed.
+    pub fn with_policy_replaced(
+        &self,
+        original: Option<&ObjectRef>,
+        replacement: Option<&AuthPolicy>,
+    ) -> Self {
+        let mut policies = self.policies.clone();
+        if let Some(original) = original {
+            policies.remove(original);
+        }
+        if let Some(policy) = replacement {
+            policies.insert(
+                ObjectRef::of(policy),
+                Arc::new(CompiledPolicy::compile(policy)),
+            );
+        }
+        let servers = self.servers.values().map(|server| CompiledServer {
+            policies: Vec::new(),
+            ..(**server).clone()
+        });
+        Self::assemble(servers, policies, self.namespace_labels.clone())
+    }
+
+    pub fn server(&self, reference: &ObjectRef) -> Option<&CompiledServer> {
+        self.servers.get(reference).map(AsRef::as_ref)
+    }
+
+    pub fn servers(&self) -> impl Iterator<Item = &CompiledServer> {
+        self.servers.values().map(AsRef::as_ref)
+    }
+
+    pub fn policy(&self, reference: &ObjectRef) -> Option<&CompiledPolicy> {
+        self.policies.get(reference).map(AsRef::as_ref)
+    }
+
+    pub fn policies(&self) -> impl Iterator<Item = &CompiledPolicy> {
+        self.policies.values().map(AsRef::as_ref)
+    }
+
+    /// The servers that select `policy`.
+    pub fn servers_selecting<'a>(
+        &'a self,
+        policy: &'a ObjectRef,
+    ) -> impl Iterator<Item = &'a ObjectRef> + 'a {
+        self.servers
+            .values()
+            .filter(move |server| server.policies.iter().any(|p| &p.reference == policy))
+            .map(|server| &server.reference)
+    }
+
+    /// The labels of a namespace; a namespace we know nothing of has none.
+    pub fn namespace_labels(&self, namespace: &str) -> &Labels {
+        static NONE: Labels = Labels::new();
+        self.namespace_labels.get(namespace).unwrap_or(&NONE)
+    }
+
+    /// The AuthServer a client refers to (its own namespace when the reference has none).
+    pub fn server_ref_of(client: &AuthClient) -> ObjectRef {
+        let reference = &client.spec.auth_server_ref;
+        let namespace = reference
+            .namespace
+            .clone()
+            .unwrap_or_else(|| ObjectRef::of(client).namespace);
+        ObjectRef::new(namespace, reference.name.clone())
+    }
+
+    /// Resolves and checks one client.
+    pub fn evaluate(&self, client: &AuthClient) -> Evaluation {
+        let client_ref = ObjectRef::of(client);
+        let server_ref = Self::server_ref_of(client);
+        let refuse = |standing: Standing,
+                      rule: &str,
+                      message: String,
+                      governing: Vec<ObjectRef>| Evaluation {
+            client: client_ref.clone(),
+            server: server_ref.clone(),
+            standing,
+            governing,
+            violations: vec![Violation::fixed("spec.authServerRef", rule, message)],
+            compliance: Compliance::NonCompliant,
+            effective: None,
+        };
+        let Some(server) = self.servers.get(&server_ref) else {
+            let message = format!("AuthServer {server_ref} does not exist");
+            return refuse(
+                Standing::ServerNotFound,
+                rule::SERVER_EXISTS,
+                message,
+                Vec::new(),
+            );
+        };
+        if !server.errors.is_empty() {
+            let problems: Vec<String> = server.errors.iter().map(ToString::to_string).collect();
+            let message = format!(
+                "AuthServer {server_ref} is invalid: {}",
+                problems.join("; ")
+            );
+            return refuse(
+                Standing::ServerInvalid,
+                rule::SERVER_VALID,
+                message,
+                Vec::new(),
+            );
+        }
+        let namespace_labels = self.namespace_labels(&client_ref.namespace);
+        if let Err(message) = server.trusts(&client_ref.namespace, namespace_labels) {
+            return refuse(
+                Standing::NamespaceNotTrusted,
+                rule::ALLOWED_NAMESPACES,
+                message,
+                Vec::new(),
+            );
+        }
+        let client_labels = labels_of(client);
+        let governing: Vec<&CompiledPolicy> = server
+            .policies
+            .iter()
+            .filter(|policy| policy.governs(client_labels, namespace_labels))
+            .map(AsRef::as_ref)
+            .collect();
+        if governing.is_empty() {
+            return refuse(
+                Standing::NoGoverningPolicy,
+                rule::POLICY_SELECTOR,
+                no_policy_message(server),
+                Vec::new(),
+            );
+        }
+        let violations = check_client(client, &governing);
+        let compliance = if violations.is_empty() {
+            Compliance::Compliant
+        } else if violations.iter().any(Violation::is_enforced) {
+            Compliance::NonCompliant
+        } else {
+            Compliance::AuditViolations
+        };
+        Evaluation {
+            client: client_ref,
+            server: server_ref,
+            standing: Standing::Governed,
+            governing: governing
+                .iter()
+                .map(|policy| policy.reference.clone())
+                .collect(),
+            effective: compliance
+                .is_provisionable()
+                .then(|| effective_settings(client, &governing)),
+            violations,
+            compliance,
+        }
+    }
+}
+
+fn no_policy_message(server: &CompiledServer) -> String {
+    let server_ref = &server.reference;
+    match (&server.policy_selector, server.policies.len()) {
+        (None, _) => format!(
+            "no AuthPolicy governs this client: AuthServer {server_ref} has no policySelector"
+        ),
+        (Some((_, shown)), 0) => format!(
+            "no AuthPolicy governs this client: no policy in namespace {} matches the policySelector of AuthServer {server_ref} ({shown})",
+            server_ref.namespace
+        ),
+        (Some(_), count) => {
+            let names: Vec<String> = server
+                .policies
+                .iter()
+                .map(|p| p.reference.to_string())
+                .collect();
+            format!(
+                "no AuthPolicy governs this client: the {count} policies of AuthServer {server_ref} ({}) exclude it by clientSelector or namespaceSelector",
+                names.join(", ")
+            )
+        }
+    }
+}

@@ -1,0 +1,389 @@
+//! Every rule a client is checked against, in one place. Each function is one rule of the
+//! documentation and returns the violations it finds, naming the field, the rule and the
+//! policy. Fixed rules (Nauthera's secure defaults) come first; then the rules policies set.
+
+use std::net::IpAddr;
+
+use url::Url;
+
+use super::compiled::CompiledPolicy;
+use super::violation::{Violation, rule};
+use crate::resources::{
+    AuthClient, ClientAuthMethod, ClientType, DNS_SUBDOMAIN_PATTERN, GrantType,
+};
+
+/// All violations of `client` against Nauthera's fixed rules and its governing policies.
+pub(crate) fn check_client(client: &AuthClient, governing: &[&CompiledPolicy]) -> Vec<Violation> {
+    let mut found = Vec::new();
+    governing_policies_are_valid(governing, &mut found);
+    grant_types_are_consistent(client, &mut found);
+    scopes_are_well_formed(client, &mut found);
+    secret_name_is_a_dns_name(client, &mut found);
+    jwks_uri_uses_https(client, &mut found);
+    for (field, uri) in redirect_uris(client) {
+        redirect_uri_is_safe(&field, uri, governing, &mut found);
+    }
+    for policy in governing {
+        scopes_are_allowed(client, policy, &mut found);
+        grant_types_are_allowed(client, policy, &mut found);
+        authentication_method_fits(client, policy, &mut found);
+    }
+    policies_agree_on_authentication(governing, client, &mut found);
+    found
+}
+
+/// A policy that cannot be read governs nothing correctly: its clients are held until it is fixed.
+fn governing_policies_are_valid(governing: &[&CompiledPolicy], found: &mut Vec<Violation>) {
+    for policy in governing {
+        for error in &policy.errors {
+            found.push(Violation::of_policy(
+                error.field.clone(),
+                rule::POLICY_VALID,
+                &policy.reference,
+                policy.enforcement,
+                format!("policy {} is invalid: {error}", policy.reference),
+            ));
+        }
+    }
+}
+
+/// Grant types must make sense together: the code flow needs somewhere to redirect,
+/// refresh tokens come from the code flow, and only a confidential client can use its own
+/// credentials.
+fn grant_types_are_consistent(client: &AuthClient, found: &mut Vec<Violation>) {
+    let spec = &client.spec;
+    let uses = |grant: GrantType| spec.grant_types.contains(&grant);
+    let mut broken = |message: &str| {
+        found.push(Violation::fixed(
+            "spec.grantTypes",
+            rule::GRANT_TYPES_CONSISTENT,
+            message.to_owned(),
+        ));
+    };
+    if spec.grant_types.is_empty() {
+        broken("at least one grant type is required");
+    }
+    if uses(GrantType::AuthorizationCode) && spec.redirect_uris.is_empty() {
+        found.push(Violation::fixed(
+            "spec.redirectUris",
+            rule::GRANT_TYPES_CONSISTENT,
+            "grant type authorization_code needs at least one redirect URI".to_owned(),
+        ));
+    }
+    if uses(GrantType::RefreshToken) && !uses(GrantType::AuthorizationCode) {
+        found.push(Violation::fixed(
+            "spec.grantTypes",
+            rule::GRANT_TYPES_CONSISTENT,
+            "grant type refresh_token needs authorization_code".to_owned(),
+        ));
+    }
+    if uses(GrantType::ClientCredentials) && spec.client_type == ClientType::Public {
+        found.push(Violation::fixed(
+            "spec.grantTypes",
+            rule::GRANT_TYPES_CONSISTENT,
+            "grant type client_credentials needs clientType Confidential (a public client cannot keep a secret)"
+                .to_owned(),
+        ));
+    }
+}
+
+/// Scopes are RFC 6749 scope tokens: printable ASCII without spaces, quotes or backslashes.
+fn scopes_are_well_formed(client: &AuthClient, found: &mut Vec<Violation>) {
+    for (index, scope) in client.spec.scopes.iter().enumerate() {
+        let well_formed = !scope.is_empty()
+            && scope
+                .bytes()
+                .all(|byte| matches!(byte, 0x21 | 0x23..=0x5B | 0x5D..=0x7E));
+        if !well_formed {
+            found.push(Violation::fixed(
+                format!("spec.scopes[{index}]"),
+                rule::SCOPE_SYNTAX,
+                format!("scope {scope:?} is not a scope token (printable ASCII without spaces, quotes or backslashes)"),
+            ));
+        }
+    }
+}
+
+/// The credentials Secret must have a name Kubernetes accepts.
+fn secret_name_is_a_dns_name(client: &AuthClient, found: &mut Vec<Violation>) {
+    let Some(name) = &client.spec.secret_name else {
+        return;
+    };
+    let label_ok = |label: &str| {
+        !label.is_empty()
+            && label
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && !label.starts_with('-')
+            && !label.ends_with('-')
+    };
+    if name.len() > 253 || !name.split('.').all(label_ok) {
+        found.push(Violation::fixed(
+            "spec.secretName",
+            rule::SECRET_NAME,
+            format!("{name:?} is not a valid Secret name (lower-case DNS subdomain, {DNS_SUBDOMAIN_PATTERN})"),
+        ));
+    }
+}
+
+/// A key set is fetched by the provider and must not be tampered with on the way.
+fn jwks_uri_uses_https(client: &AuthClient, found: &mut Vec<Violation>) {
+    let Some(uri) = &client.spec.jwks_uri else {
+        return;
+    };
+    if !Url::parse(uri).is_ok_and(|url| url.scheme() == "https") {
+        found.push(Violation::fixed(
+            "spec.jwksUri",
+            rule::JWKS_URI,
+            format!("jwksUri {uri:?} must be an https URL"),
+        ));
+    }
+}
+
+fn redirect_uris(client: &AuthClient) -> impl Iterator<Item = (String, &str)> {
+    let spec = &client.spec;
+    let redirect = spec
+        .redirect_uris
+        .iter()
+        .enumerate()
+        .map(|(i, uri)| (format!("spec.redirectUris[{i}]"), uri.as_str()));
+    let logout = spec
+        .post_logout_redirect_uris
+        .iter()
+        .enumerate()
+        .map(|(i, uri)| (format!("spec.postLogoutRedirectUris[{i}]"), uri.as_str()));
+    redirect.chain(logout)
+}
+
+/// A redirect URI is an absolute https URL without wildcard or fragment, on a host every
+/// policy allows; plain http only on loopback, for native apps, when every policy allows it.
+fn redirect_uri_is_safe(
+    field: &str,
+    uri: &str,
+    governing: &[&CompiledPolicy],
+    found: &mut Vec<Violation>,
+) {
+    if uri.contains('*') {
+        found.push(Violation::fixed(
+            field,
+            rule::REDIRECT_URI_NO_WILDCARD,
+            format!("redirect URI {uri:?} must not contain a wildcard (\"*\")"),
+        ));
+        return;
+    }
+    let url = match Url::parse(uri) {
+        Ok(url) if url.has_host() => url,
+        Ok(_) => {
+            found.push(Violation::fixed(
+                field,
+                rule::REDIRECT_URI_ABSOLUTE,
+                format!("redirect URI {uri:?} has no host"),
+            ));
+            return;
+        }
+        Err(error) => {
+            found.push(Violation::fixed(
+                field,
+                rule::REDIRECT_URI_ABSOLUTE,
+                format!("redirect URI {uri:?} is not an absolute URL: {error}"),
+            ));
+            return;
+        }
+    };
+    if url.fragment().is_some() {
+        found.push(Violation::fixed(
+            field,
+            rule::REDIRECT_URI_NO_FRAGMENT,
+            format!("redirect URI {uri:?} must not have a fragment (\"#…\")"),
+        ));
+    }
+    let host = url.host_str().unwrap_or_default().to_ascii_lowercase();
+    match url.scheme() {
+        "https" => {
+            for policy in governing.iter().filter(|policy| !policy.allows_host(&host)) {
+                let allowed = policy.allowed_hosts.as_deref().unwrap_or_default().join(", ");
+                found.push(Violation::of_policy(
+                    field,
+                    rule::REDIRECT_URI_HOSTS,
+                    &policy.reference,
+                    policy.enforcement,
+                    format!("redirect URI host {host:?} is not allowed by policy {} (redirectUris.allowedHosts: {allowed})", policy.reference),
+                ));
+            }
+        }
+        "http" if is_loopback(&host) => {
+            for policy in governing.iter().filter(|policy| !policy.allow_loopback_http) {
+                found.push(Violation::of_policy(
+                    field,
+                    rule::REDIRECT_URI_LOOPBACK,
+                    &policy.reference,
+                    policy.enforcement,
+                    format!(
+                        "redirect URI {uri:?} uses loopback http, which policy {} does not allow (redirectUris.allowLoopbackHttp: false)",
+                        policy.reference
+                    ),
+                ));
+            }
+        }
+        _ => found.push(Violation::fixed(
+            field,
+            rule::REDIRECT_URI_HTTPS,
+            format!("redirect URI {uri:?} must use https (plain http only on a loopback address, for native apps)"),
+        )),
+    }
+}
+
+/// Loopback as RFC 8252 means it: 127.0.0.0/8, ::1, and the name localhost.
+fn is_loopback(host: &str) -> bool {
+    host == "localhost"
+        || host
+            .trim_matches(['[', ']'])
+            .parse::<IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// Every requested scope must be on the policy's list.
+fn scopes_are_allowed(client: &AuthClient, policy: &CompiledPolicy, found: &mut Vec<Violation>) {
+    for (index, scope) in client.spec.scopes.iter().enumerate() {
+        if !policy.allows_scope(scope) {
+            found.push(Violation::of_policy(
+                format!("spec.scopes[{index}]"),
+                rule::ALLOWED_SCOPES,
+                &policy.reference,
+                policy.enforcement,
+                format!(
+                    "scope {scope:?} is not allowed by policy {} (allowedScopes: {})",
+                    policy.reference,
+                    listing(policy.allowed_scopes.as_deref().unwrap_or_default())
+                ),
+            ));
+        }
+    }
+}
+
+/// Every grant type must be on the policy's list.
+fn grant_types_are_allowed(
+    client: &AuthClient,
+    policy: &CompiledPolicy,
+    found: &mut Vec<Violation>,
+) {
+    for (index, grant) in client.spec.grant_types.iter().enumerate() {
+        if !policy.allows_grant_type(*grant) {
+            let allowed: Vec<&str> = policy
+                .allowed_grant_types
+                .iter()
+                .flatten()
+                .map(|g| g.as_str())
+                .collect();
+            found.push(Violation::of_policy(
+                format!("spec.grantTypes[{index}]"),
+                rule::ALLOWED_GRANT_TYPES,
+                &policy.reference,
+                policy.enforcement,
+                format!(
+                    "grant type {:?} is not allowed by policy {} (allowedGrantTypes: {})",
+                    grant.as_str(),
+                    policy.reference,
+                    listing(&allowed)
+                ),
+            ));
+        }
+    }
+}
+
+/// A required authentication method must suit the client: public clients have no secret
+/// and so authenticate with `none`; confidential clients must authenticate; a key-based
+/// method needs the client's key set.
+fn authentication_method_fits(
+    client: &AuthClient,
+    policy: &CompiledPolicy,
+    found: &mut Vec<Violation>,
+) {
+    let Some(method) = policy.auth_method else {
+        return;
+    };
+    let spec = &client.spec;
+    let required = format!(
+        "which policy {} requires (clientAuthentication.method: {})",
+        policy.reference,
+        method.as_str()
+    );
+    let mut broken = |field: &str, message: String| {
+        found.push(Violation::of_policy(
+            field,
+            rule::AUTH_METHOD,
+            &policy.reference,
+            policy.enforcement,
+            message,
+        ));
+    };
+    match (spec.client_type, method) {
+        (ClientType::Public, ClientAuthMethod::None) => {}
+        (ClientType::Public, _) => {
+            broken(
+                "spec.clientType",
+                format!(
+                    "clientType Public cannot authenticate with {}, {required}",
+                    method.as_str()
+                ),
+            );
+        }
+        (ClientType::Confidential, ClientAuthMethod::None) => broken(
+            "spec.clientType",
+            format!(
+                "clientType Confidential must authenticate, but method none is {required}; use clientType Public"
+            ),
+        ),
+        (ClientType::Confidential, ClientAuthMethod::PrivateKeyJwt) if spec.jwks_uri.is_none() => {
+            broken(
+                "spec.jwksUri",
+                format!("private_key_jwt needs spec.jwksUri, and it is the method {required}"),
+            );
+        }
+        (ClientType::Confidential, _) => {}
+    }
+}
+
+/// Two policies that demand different authentication methods cannot both be met.
+fn policies_agree_on_authentication(
+    governing: &[&CompiledPolicy],
+    client: &AuthClient,
+    found: &mut Vec<Violation>,
+) {
+    if client.spec.client_type == ClientType::Public {
+        return; // public clients always use `none`; the per-policy rule covers them
+    }
+    let mut demanding = governing
+        .iter()
+        .filter_map(|policy| Some((policy, policy.auth_method?)));
+    let Some((first, first_method)) = demanding.next() else {
+        return;
+    };
+    for (policy, method) in demanding.filter(|(_, method)| *method != first_method) {
+        found.push(Violation::of_policy(
+            "spec.clientType",
+            rule::AUTH_METHOD,
+            &policy.reference,
+            policy.enforcement,
+            format!(
+                "policy {} requires clientAuthentication.method {} but policy {} requires {}; no client can satisfy both",
+                policy.reference,
+                method.as_str(),
+                first.reference,
+                first_method.as_str()
+            ),
+        ));
+    }
+}
+
+fn listing<T: AsRef<str>>(items: &[T]) -> String {
+    if items.is_empty() {
+        "none".to_owned()
+    } else {
+        items
+            .iter()
+            .map(AsRef::as_ref)
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
