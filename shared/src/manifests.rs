@@ -18,7 +18,10 @@ pub enum Manifest {
     Server(AuthServer),
     Policy(AuthPolicy),
     Client(AuthClient),
-    Namespace { name: String, labels: BTreeMap<String, String> },
+    Namespace {
+        name: String,
+        labels: BTreeMap<String, String>,
+    },
 }
 
 impl Manifest {
@@ -108,7 +111,11 @@ impl Loaded {
                 line: origin.line,
                 column: 1,
                 object: Some(describe_key(&key)),
-                message: format!("defined twice; first at {}:{}, this one is ignored", first.file.display(), first.line),
+                message: format!(
+                    "defined twice; first at {}:{}, this one is ignored",
+                    first.file.display(),
+                    first.line
+                ),
             });
             return;
         }
@@ -126,7 +133,11 @@ impl Loaded {
 }
 
 fn describe_key((kind, reference): &(&'static str, ObjectRef)) -> String {
-    if reference.namespace.is_empty() { format!("{kind} {}", reference.name) } else { format!("{kind} {reference}") }
+    if reference.namespace.is_empty() {
+        format!("{kind} {}", reference.name)
+    } else {
+        format!("{kind} {reference}")
+    }
 }
 
 /// Reads every `.yaml`/`.yml` file under `path` (or `path` itself if it is a file), in
@@ -141,15 +152,21 @@ pub fn load_dir(path: &Path) -> Result<Loaded, LoadError> {
         vec![path.to_owned()]
     } else {
         let mut files = Vec::new();
-        let walker = walkdir::WalkDir::new(path).sort_by_file_name().into_iter().filter_entry(|entry| {
-            entry.depth() == 0 || !entry.file_name().to_string_lossy().starts_with('.')
-        });
+        let walker = walkdir::WalkDir::new(path)
+            .sort_by_file_name()
+            .into_iter()
+            .filter_entry(|entry| {
+                entry.depth() == 0 || !entry.file_name().to_string_lossy().starts_with('.')
+            });
         for entry in walker {
             let entry = entry.map_err(|error| {
                 let at = error.path().unwrap_or(path).to_owned();
                 LoadError::Unreadable(at, error.into())
             })?;
-            let is_yaml = entry.path().extension().is_some_and(|ext| ext == "yaml" || ext == "yml");
+            let is_yaml = entry
+                .path()
+                .extension()
+                .is_some_and(|ext| ext == "yaml" || ext == "yml");
             if entry.file_type().is_file() && is_yaml {
                 files.push(entry.into_path());
             }
@@ -157,7 +174,8 @@ pub fn load_dir(path: &Path) -> Result<Loaded, LoadError> {
         files
     };
     for file in files {
-        let text = std::fs::read_to_string(&file).map_err(|error| LoadError::Unreadable(file.clone(), error))?;
+        let text = std::fs::read_to_string(&file)
+            .map_err(|error| LoadError::Unreadable(file.clone(), error))?;
         loaded.files += 1;
         let parsed = parse_documents(&text, &file);
         loaded.skipped += parsed.skipped;
@@ -181,8 +199,14 @@ pub struct Parsed {
 pub fn parse_documents(text: &str, file: &Path) -> Parsed {
     let mut parsed = Parsed::default();
     for (document, (first_line, chunk)) in split_documents(text).into_iter().enumerate() {
-        let origin = Origin { file: file.to_owned(), line: first_line, document };
-        let error_at = |location: Option<(usize, usize)>, object: Option<String>, message: String| DocumentError {
+        let origin = Origin {
+            file: file.to_owned(),
+            line: first_line,
+            document,
+        };
+        let error_at = |location: Option<(usize, usize)>,
+                        object: Option<String>,
+                        message: String| DocumentError {
             file: file.to_owned(),
             line: first_line + location.map_or(0, |(line, _)| line - 1),
             column: location.map_or(1, |(_, column)| column),
@@ -192,17 +216,25 @@ pub fn parse_documents(text: &str, file: &Path) -> Parsed {
         let header: serde_yaml_ng::Value = match serde_yaml_ng::from_str(chunk) {
             Ok(value) => value,
             Err(error) => {
-                parsed.errors.push(error_at(yaml_error_location(&error), None, yaml_error_message(&error)));
+                parsed.errors.push(error_at(
+                    yaml_error_location(&error),
+                    None,
+                    yaml_error_message(&error, first_line),
+                ));
                 continue;
             }
         };
         if header.is_null() {
             continue; // an empty document, or only comments
         }
-        match read_object(chunk, &header) {
+        match read_object(chunk, &header, first_line) {
             Ok(Some(manifest)) => parsed.manifests.push((manifest, origin)),
             Ok(None) => parsed.skipped += 1,
-            Err(ObjectError { object, location, message }) => parsed.errors.push(error_at(location, object, message)),
+            Err(ObjectError {
+                object,
+                location,
+                message,
+            }) => parsed.errors.push(error_at(location, object, message)),
         }
     }
     parsed
@@ -216,7 +248,8 @@ fn split_documents(text: &str) -> Vec<(usize, &str)> {
     let mut start_line = 1;
     let mut offset = 0;
     for (index, line) in text.split_inclusive('\n').enumerate() {
-        let is_marker = line.starts_with("---") && line[3..].chars().next().is_none_or(char::is_whitespace);
+        let is_marker =
+            line.starts_with("---") && line[3..].chars().next().is_none_or(char::is_whitespace);
         if is_marker {
             documents.push((start_line, &text[start_offset..offset]));
             start_offset = offset + line.len();
@@ -235,12 +268,26 @@ struct ObjectError {
     message: String,
 }
 
-fn read_object(chunk: &str, header: &serde_yaml_ng::Value) -> Result<Option<Manifest>, ObjectError> {
-    let text_of = |key: &str| header.get(key).and_then(serde_yaml_ng::Value::as_str).unwrap_or_default();
+fn read_object(
+    chunk: &str,
+    header: &serde_yaml_ng::Value,
+    first_line: usize,
+) -> Result<Option<Manifest>, ObjectError> {
+    let text_of = |key: &str| {
+        header
+            .get(key)
+            .and_then(serde_yaml_ng::Value::as_str)
+            .unwrap_or_default()
+    };
     let (api_version, kind) = (text_of("apiVersion"), text_of("kind"));
     let metadata = header.get("metadata");
-    let name = metadata.and_then(|m| m.get("name")).and_then(serde_yaml_ng::Value::as_str).unwrap_or_default();
-    let namespace = metadata.and_then(|m| m.get("namespace")).and_then(serde_yaml_ng::Value::as_str);
+    let name = metadata
+        .and_then(|m| m.get("name"))
+        .and_then(serde_yaml_ng::Value::as_str)
+        .unwrap_or_default();
+    let namespace = metadata
+        .and_then(|m| m.get("namespace"))
+        .and_then(serde_yaml_ng::Value::as_str);
     let object = Some(match namespace {
         Some(namespace) => format!("{kind} {namespace}/{name}"),
         None => format!("{kind} {name}"),
@@ -252,34 +299,63 @@ fn read_object(chunk: &str, header: &serde_yaml_ng::Value) -> Result<Option<Mani
     };
     let ours = api_version.split('/').next() == Some(GROUP);
     if ours && api_version != API_VERSION {
-        return Err(fail("apiVersion", format!("apiVersion {api_version:?} is not served; use {API_VERSION}")));
+        return Err(fail(
+            "apiVersion",
+            format!("apiVersion {api_version:?} is not served; use {API_VERSION}"),
+        ));
     }
     if ours && name.is_empty() {
         return Err(fail("metadata", "metadata.name is required".to_owned()));
     }
     match (ours, kind, api_version) {
-        (true, "AuthServer", _) => typed(chunk, &object).map(|server| Some(Manifest::Server(server))),
-        (true, "AuthPolicy", _) => typed(chunk, &object).map(|policy| Some(Manifest::Policy(policy))),
-        (true, "AuthClient", _) => typed(chunk, &object).map(|client| Some(Manifest::Client(client))),
-        (true, other, _) => Err(fail("kind", format!("kind {other:?} is not a kind of {GROUP}; expected AuthServer, AuthPolicy or AuthClient"))),
+        (true, "AuthServer", _) => {
+            typed(chunk, &object, first_line).map(|server| Some(Manifest::Server(server)))
+        }
+        (true, "AuthPolicy", _) => {
+            typed(chunk, &object, first_line).map(|policy| Some(Manifest::Policy(policy)))
+        }
+        (true, "AuthClient", _) => {
+            typed(chunk, &object, first_line).map(|client| Some(Manifest::Client(client)))
+        }
+        (true, other, _) => Err(fail(
+            "kind",
+            format!(
+                "kind {other:?} is not a kind of {GROUP}; expected AuthServer, AuthPolicy or AuthClient"
+            ),
+        )),
         (false, "Namespace", "v1") => {
             let labels: BTreeMap<String, String> = metadata
                 .and_then(|m| m.get("labels"))
                 .map(|labels| serde_yaml_ng::from_value(labels.clone()))
                 .transpose()
-                .map_err(|error| fail("metadata.labels", format!("metadata.labels: {}", yaml_error_message(&error))))?
+                .map_err(|error| {
+                    fail(
+                        "metadata.labels",
+                        format!(
+                            "metadata.labels: {}",
+                            yaml_error_message(&error, first_line)
+                        ),
+                    )
+                })?
                 .unwrap_or_default();
             // The API server labels every namespace with its own name; do the same.
             let mut labels = labels;
             labels.insert("kubernetes.io/metadata.name".to_owned(), name.to_owned());
-            Ok(Some(Manifest::Namespace { name: name.to_owned(), labels }))
+            Ok(Some(Manifest::Namespace {
+                name: name.to_owned(),
+                labels,
+            }))
         }
         _ => Ok(None),
     }
 }
 
 /// Reads a typed object, refusing unknown fields (a typo must not silently weaken a policy).
-fn typed<T: DeserializeOwned>(chunk: &str, object: &Option<String>) -> Result<T, ObjectError> {
+fn typed<T: DeserializeOwned>(
+    chunk: &str,
+    object: &Option<String>,
+    first_line: usize,
+) -> Result<T, ObjectError> {
     let mut unknown = Vec::new();
     let deserializer = serde_yaml_ng::Deserializer::from_str(chunk);
     // The typed objects take apiVersion and kind from their type, so those are "ignored".
@@ -289,8 +365,10 @@ fn typed<T: DeserializeOwned>(chunk: &str, object: &Option<String>) -> Result<T,
             unknown.push(path);
         }
     })
-    .map_err(|error| {
-        ObjectError { object: object.clone(), location: yaml_error_location(&error), message: yaml_error_message(&error) }
+    .map_err(|error| ObjectError {
+        object: object.clone(),
+        location: yaml_error_location(&error),
+        message: yaml_error_message(&error, first_line),
     })?;
     if let Some(field) = unknown.first() {
         return Err(ObjectError {
@@ -303,19 +381,43 @@ fn typed<T: DeserializeOwned>(chunk: &str, object: &Option<String>) -> Result<T,
 }
 
 fn yaml_error_location(error: &serde_yaml_ng::Error) -> Option<(usize, usize)> {
-    error.location().map(|location| (location.line(), location.column()))
+    error
+        .location()
+        .map(|location| (location.line(), location.column()))
 }
 
-/// The error's text without its "at line L column C", which we report ourselves,
-/// relative to the file rather than the document.
-pub(crate) fn yaml_error_message(error: &serde_yaml_ng::Error) -> String {
+/// The error's text without its own "at line L column C", which we report ourselves;
+/// any further position in it (where a block began) is made relative to the file.
+pub(crate) fn yaml_error_message(error: &serde_yaml_ng::Error, first_line: usize) -> String {
+    const AT_LINE: &str = " at line ";
     let message = error.to_string();
-    let Some(start) = message.find(" at line ") else { return message };
-    let rest = &message[start + " at line ".len()..];
-    let rest = rest.trim_start_matches(|c: char| c.is_ascii_digit());
-    let rest = rest.strip_prefix(" column ").unwrap_or(rest);
-    let rest = rest.trim_start_matches(|c: char| c.is_ascii_digit());
-    format!("{}{rest}", &message[..start])
+    let mut out = String::with_capacity(message.len());
+    let mut rest = message.as_str();
+    let mut first = true;
+    while let Some(start) = rest.find(AT_LINE) {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + AT_LINE.len()..];
+        let digits = after
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(after.len());
+        let line: usize = after[..digits].parse().unwrap_or(0);
+        let mut tail = &after[digits..];
+        let column = tail.strip_prefix(" column ").map(|t| {
+            let digits = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+            tail = &t[digits..];
+            &t[..digits]
+        });
+        if !first {
+            out.push_str(&format!("{AT_LINE}{}", line + first_line - 1));
+            if let Some(column) = column {
+                out.push_str(&format!(" column {column}"));
+            }
+        }
+        first = false;
+        rest = tail;
+    }
+    out.push_str(rest);
+    out
 }
 
 #[cfg(test)]
@@ -350,11 +452,22 @@ spec: {allowedScopes: [openid]}
         let parsed = parse_documents(text, Path::new("x.yaml"));
         assert!(parsed.errors.is_empty(), "{:?}", parsed.errors);
         assert_eq!(parsed.skipped, 1);
-        let kinds: Vec<_> = parsed.manifests.iter().map(|(m, o)| (m.kind(), o.line, o.document)).collect();
+        let kinds: Vec<_> = parsed
+            .manifests
+            .iter()
+            .map(|(m, o)| (m.kind(), o.line, o.document))
+            .collect();
         assert_eq!(kinds, [("Namespace", 1, 0), ("AuthPolicy", 11, 3)]);
-        let Manifest::Namespace { labels, .. } = &parsed.manifests[0].0 else { panic!("not a namespace") };
+        let Manifest::Namespace { labels, .. } = &parsed.manifests[0].0 else {
+            panic!("not a namespace")
+        };
         assert_eq!(labels.get("tenant").map(String::as_str), Some("true"));
-        assert_eq!(labels.get("kubernetes.io/metadata.name").map(String::as_str), Some("team-a"));
+        assert_eq!(
+            labels
+                .get("kubernetes.io/metadata.name")
+                .map(String::as_str),
+            Some("team-a")
+        );
     }
 
     #[test]
@@ -392,10 +505,13 @@ key: [unclosed
             "{}",
             errors[0]
         );
-        assert_eq!(errors[1], "team/clients.yaml:20:3: AuthPolicy security/typo: unknown field spec.allowedScope");
+        assert_eq!(
+            errors[1],
+            "team/clients.yaml:20:3: AuthPolicy security/typo: unknown field spec.allowedScope"
+        );
         assert_eq!(
             errors[2],
-            "team/clients.yaml:23:1: did not find expected ',' or ']', while parsing a flow sequence"
+            "team/clients.yaml:23:1: did not find expected ',' or ']', while parsing a flow sequence at line 22 column 6"
         );
     }
 
@@ -416,7 +532,10 @@ key: [unclosed
     #[test]
     fn missing_folder_is_a_load_error() {
         let error = load_dir(Path::new("/no/such/folder")).unwrap_err();
-        assert_eq!(error.to_string(), "/no/such/folder: no such file or directory");
+        assert_eq!(
+            error.to_string(),
+            "/no/such/folder: no such file or directory"
+        );
     }
 
     #[test]
@@ -432,7 +551,18 @@ key: [unclosed
         assert_eq!(loaded.files, 2);
         assert_eq!(loaded.inventory.clients.len(), 1);
         assert_eq!(loaded.errors.len(), 1);
-        assert!(loaded.errors[0].message.starts_with("defined twice; first at "), "{}", loaded.errors[0]);
-        assert_eq!(loaded.origin("AuthClient", &ObjectRef::new("t", "a")).map(|o| o.line), Some(1));
+        assert!(
+            loaded.errors[0]
+                .message
+                .starts_with("defined twice; first at "),
+            "{}",
+            loaded.errors[0]
+        );
+        assert_eq!(
+            loaded
+                .origin("AuthClient", &ObjectRef::new("t", "a"))
+                .map(|o| o.line),
+            Some(1)
+        );
     }
 }
