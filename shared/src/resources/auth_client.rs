@@ -5,12 +5,11 @@ use serde::{Deserialize, Serialize};
 use super::{Condition, DNS_SUBDOMAIN_PATTERN, SCOPE_PATTERN};
 use crate::policy::{EffectiveSettings, Violation};
 
-/// One application's OAuth2/OIDC client, owned by its developers. The operator checks it
-/// against the policies that govern it, registers it with the server's provider and
-/// writes its credentials to a Secret in the client's namespace.
+/// What the application needs: its name, server, redirect URIs, scopes and grant types.
 #[derive(CustomResource, Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
 #[kube(
     group = "auth.nauthera.io",
+    doc = "One application's OAuth2/OIDC client, owned by its developers. The operator checks it against the policies that govern it, registers it with the server's provider and writes its credentials to a Secret in the client's namespace.",
     version = "v1alpha1",
     kind = "AuthClient",
     namespaced,

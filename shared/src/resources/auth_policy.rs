@@ -5,12 +5,11 @@ use serde::{Deserialize, Serialize};
 use super::{Condition, GrantType, LabelSelector, SCOPE_PATTERN};
 use crate::duration::GO_DURATION_PATTERN;
 
-/// The security team's rules for the clients of the AuthServers that select this policy.
-/// When several policies govern a client, all apply and the most restrictive value wins.
-/// A rule left out does not restrict.
+/// The rules. A rule left out does not restrict; several policies combine, most restrictive first.
 #[derive(CustomResource, Deserialize, Serialize, Clone, Debug, PartialEq, Default, JsonSchema)]
 #[kube(
     group = "auth.nauthera.io",
+    doc = "The security team's rules for the clients of the AuthServers that select this policy. When several policies govern a client, all apply and the most restrictive value wins.",
     version = "v1alpha1",
     kind = "AuthPolicy",
     namespaced,

@@ -4,12 +4,11 @@ use serde::{Deserialize, Serialize};
 
 use super::{Condition, LabelSelector};
 
-/// An OIDC provider that clients register with, owned by the platform team: how the
-/// operator reaches it, which AuthPolicies govern its clients, and which namespaces may
-/// register clients on it.
+/// How to reach the provider, which policies apply and which namespaces are trusted.
 #[derive(CustomResource, Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
 #[kube(
     group = "auth.nauthera.io",
+    doc = "An OIDC provider that clients register with, owned by the platform team: how the operator reaches it, which AuthPolicies govern its clients, and which namespaces may register clients on it.",
     version = "v1alpha1",
     kind = "AuthServer",
     namespaced,
