@@ -380,8 +380,13 @@ fn no_policy_message(server: &CompiledServer) -> String {
                 .iter()
                 .map(|p| p.reference.to_string())
                 .collect();
+            let (which, verb) = if count == 1 {
+                ("the only policy".to_owned(), "excludes")
+            } else {
+                (format!("all {count} policies"), "exclude")
+            };
             format!(
-                "no AuthPolicy governs this client: the {count} policies of AuthServer {server_ref} ({}) exclude it by clientSelector or namespaceSelector",
+                "no AuthPolicy governs this client: {which} of AuthServer {server_ref} ({}) {verb} it by clientSelector or namespaceSelector",
                 names.join(", ")
             )
         }

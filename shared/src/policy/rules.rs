@@ -331,13 +331,13 @@ fn authentication_method_fits(
         (ClientType::Confidential, ClientAuthMethod::None) => broken(
             "spec.clientType",
             format!(
-                "clientType Confidential must authenticate, but method none is {required}; use clientType Public"
+                "clientType Confidential cannot use method none, {required}; only a Public client can"
             ),
         ),
         (ClientType::Confidential, ClientAuthMethod::PrivateKeyJwt) if spec.jwks_uri.is_none() => {
             broken(
                 "spec.jwksUri",
-                format!("private_key_jwt needs spec.jwksUri, and it is the method {required}"),
+                format!("spec.jwksUri is needed for private_key_jwt, {required}"),
             );
         }
         (ClientType::Confidential, _) => {}
