@@ -4,6 +4,8 @@
 
 pub mod crds;
 pub mod duration;
+#[doc(hidden)]
+pub mod fixtures;
 pub mod impact;
 pub mod inventory;
 pub mod manifests;

@@ -1,0 +1,607 @@
+//! Every rule of the policy engine and the exact sentence it reports.
+
+use nauthera_shared::fixtures::{client, inventory, policy, server};
+use nauthera_shared::policy::{Compliance, Evaluation, Standing, Violation};
+use nauthera_shared::resources::{AuthClient, AuthPolicy, ClientAuthMethod, Enforcement};
+
+/// Evaluates one client of `security/server` under these policies.
+fn evaluate(policies: Vec<AuthPolicy>, subject: AuthClient) -> Evaluation {
+    inventory(vec![server("server", "")], policies, vec![subject])
+        .evaluate_all()
+        .remove(0)
+}
+
+/// The violations of a client, as `field: message` lines.
+fn violations(policies: Vec<AuthPolicy>, spec: &str) -> Vec<String> {
+    evaluate(policies, client("team", "app", "", spec))
+        .violations
+        .iter()
+        .map(Violation::to_string)
+        .collect()
+}
+
+const WEB: &str = "redirectUris: [https://app.example.com/callback]";
+
+fn open_policy() -> AuthPolicy {
+    policy("open", "", "")
+}
+
+#[test]
+fn a_client_within_every_rule_is_compliant() {
+    let evaluation = evaluate(vec![open_policy()], client("team", "app", "", WEB));
+    assert_eq!(evaluation.compliance, Compliance::Compliant);
+    assert_eq!(evaluation.standing, Standing::Governed);
+    assert!(evaluation.violations.is_empty());
+    assert!(evaluation.effective.is_some());
+}
+
+#[test]
+fn scopes_must_be_allowed_by_every_policy() {
+    let web = policy(
+        "web-apps-policy",
+        "",
+        "allowedScopes: [openid, profile, email, 'api:read']",
+    );
+    let found = violations(vec![web], &format!("{WEB}\nscopes: [openid, 'api:write']"));
+    assert_eq!(
+        found,
+        [
+            r#"spec.scopes[1]: scope "api:write" is not allowed by policy security/web-apps-policy (allowedScopes: openid, profile, email, api:read)"#
+        ]
+    );
+    let narrow = policy("narrow", "", "allowedScopes: []");
+    let found = violations(vec![narrow], &format!("{WEB}\nscopes: [openid]"));
+    assert_eq!(
+        found,
+        [
+            r#"spec.scopes[0]: scope "openid" is not allowed by policy security/narrow (allowedScopes: none)"#
+        ]
+    );
+}
+
+#[test]
+fn scopes_must_be_scope_tokens() {
+    let found = violations(
+        vec![open_policy()],
+        &format!("{WEB}\nscopes: ['has space']"),
+    );
+    assert_eq!(
+        found,
+        [
+            r#"spec.scopes[0]: scope "has space" is not a scope token (printable ASCII without spaces, quotes or backslashes)"#
+        ]
+    );
+}
+
+#[test]
+fn grant_types_must_be_allowed() {
+    let web = policy(
+        "web",
+        "",
+        "allowedGrantTypes: [authorization_code, refresh_token]",
+    );
+    let found = violations(vec![web], "grantTypes: [client_credentials]");
+    assert_eq!(
+        found,
+        [
+            r#"spec.grantTypes[0]: grant type "client_credentials" is not allowed by policy security/web (allowedGrantTypes: authorization_code, refresh_token)"#
+        ]
+    );
+}
+
+#[test]
+fn grant_types_must_make_sense_together() {
+    assert_eq!(
+        violations(vec![open_policy()], "grantTypes: []"),
+        ["spec.grantTypes: at least one grant type is required"]
+    );
+    assert_eq!(
+        violations(vec![open_policy()], "grantTypes: [authorization_code]"),
+        ["spec.redirectUris: grant type authorization_code needs at least one redirect URI"]
+    );
+    assert_eq!(
+        violations(
+            vec![open_policy()],
+            "grantTypes: [refresh_token, client_credentials]"
+        ),
+        ["spec.grantTypes: grant type refresh_token needs authorization_code"]
+    );
+    assert_eq!(
+        violations(
+            vec![open_policy()],
+            "grantTypes: [client_credentials]\nclientType: Public"
+        ),
+        [
+            "spec.grantTypes: grant type client_credentials needs clientType Confidential (a public client cannot keep a secret)"
+        ]
+    );
+}
+
+#[test]
+fn redirect_uris_follow_the_fixed_rules() {
+    let cases = [
+        (
+            "https://*.example.com/cb",
+            r#"redirect URI "https://*.example.com/cb" must not contain a wildcard ("*")"#,
+        ),
+        (
+            "/callback",
+            r#"redirect URI "/callback" is not an absolute URL: relative URL without a base"#,
+        ),
+        (
+            "mailto:me@example.com",
+            r#"redirect URI "mailto:me@example.com" has no host"#,
+        ),
+        (
+            "https://app.example.com/cb#top",
+            r##"redirect URI "https://app.example.com/cb#top" must not have a fragment ("#…")"##,
+        ),
+        (
+            "http://app.example.com/cb",
+            r#"redirect URI "http://app.example.com/cb" must use https (plain http only on a loopback address, for native apps)"#,
+        ),
+        (
+            "myapp://host/cb",
+            r#"redirect URI "myapp://host/cb" must use https (plain http only on a loopback address, for native apps)"#,
+        ),
+    ];
+    for (uri, message) in cases {
+        let found = violations(vec![open_policy()], &format!("redirectUris: ['{uri}']"));
+        assert_eq!(found, [format!("spec.redirectUris[0]: {message}")], "{uri}");
+        let found = violations(
+            vec![open_policy()],
+            &format!("{WEB}\npostLogoutRedirectUris: ['{uri}']"),
+        );
+        assert_eq!(
+            found,
+            [format!("spec.postLogoutRedirectUris[0]: {message}")],
+            "{uri}"
+        );
+    }
+}
+
+#[test]
+fn loopback_http_needs_every_policy_to_allow_it() {
+    let native = policy("native", "", "redirectUris: {allowLoopbackHttp: true}");
+    let web = policy("web", "", "");
+    for uri in [
+        "http://127.0.0.1/cb",
+        "http://127.0.0.2:8080/cb",
+        "http://[::1]/cb",
+        "http://localhost:3000/cb",
+    ] {
+        let spec = format!("redirectUris: ['{uri}']");
+        assert_eq!(
+            violations(vec![native.clone()], &spec),
+            Vec::<String>::new(),
+            "{uri}"
+        );
+        assert_eq!(
+            violations(vec![native.clone(), web.clone()], &spec),
+            [format!(
+                r#"spec.redirectUris[0]: redirect URI "{uri}" uses loopback http, which policy security/web does not allow (redirectUris.allowLoopbackHttp: false)"#
+            )]
+        );
+    }
+}
+
+#[test]
+fn redirect_hosts_must_be_allowed() {
+    let pci = policy(
+        "pci",
+        "",
+        "redirectUris: {allowedHosts: ['*.pay.example.com', pay.example.com]}",
+    );
+    assert!(
+        violations(
+            vec![pci.clone()],
+            "redirectUris: ['https://checkout.pay.example.com/cb']"
+        )
+        .is_empty()
+    );
+    assert!(
+        violations(
+            vec![pci.clone()],
+            "redirectUris: ['https://PAY.example.com/cb']"
+        )
+        .is_empty()
+    );
+    assert_eq!(
+        violations(vec![pci], "redirectUris: ['https://evil.example.com/cb']"),
+        [
+            r#"spec.redirectUris[0]: redirect URI host "evil.example.com" is not allowed by policy security/pci (redirectUris.allowedHosts: *.pay.example.com, pay.example.com)"#
+        ]
+    );
+}
+
+#[test]
+fn authentication_method_must_suit_the_client() {
+    let basic = policy(
+        "basic",
+        "",
+        "clientAuthentication: {method: client_secret_basic}",
+    );
+    let none = policy("native", "", "clientAuthentication: {method: none}");
+    let jwt = policy("jwt", "", "clientAuthentication: {method: private_key_jwt}");
+    assert_eq!(
+        violations(vec![basic], &format!("{WEB}\nclientType: Public")),
+        [
+            "spec.clientType: clientType Public cannot authenticate with client_secret_basic, which policy security/basic requires (clientAuthentication.method: client_secret_basic)"
+        ]
+    );
+    assert_eq!(
+        violations(vec![none.clone()], WEB),
+        [
+            "spec.clientType: clientType Confidential cannot use method none, which policy security/native requires (clientAuthentication.method: none); only a Public client can"
+        ]
+    );
+    assert!(violations(vec![none], &format!("{WEB}\nclientType: Public")).is_empty());
+    assert_eq!(
+        violations(vec![jwt.clone()], WEB),
+        [
+            "spec.jwksUri: spec.jwksUri is needed for private_key_jwt, which policy security/jwt requires (clientAuthentication.method: private_key_jwt)"
+        ]
+    );
+    assert!(
+        violations(
+            vec![jwt],
+            &format!("{WEB}\njwksUri: https://app.example.com/jwks.json")
+        )
+        .is_empty()
+    );
+}
+
+#[test]
+fn policies_that_demand_different_methods_conflict() {
+    let basic = policy(
+        "a-basic",
+        "",
+        "clientAuthentication: {method: client_secret_basic}",
+    );
+    let post = policy(
+        "b-post",
+        "",
+        "clientAuthentication: {method: client_secret_post}",
+    );
+    assert_eq!(
+        violations(vec![basic, post], WEB),
+        [
+            "spec.clientType: policy security/b-post requires clientAuthentication.method client_secret_post but policy security/a-basic requires client_secret_basic; no client can satisfy both"
+        ]
+    );
+}
+
+#[test]
+fn jwks_uri_and_secret_name_are_checked() {
+    assert_eq!(
+        violations(
+            vec![open_policy()],
+            &format!("{WEB}\njwksUri: http://app.example.com/jwks")
+        ),
+        [r#"spec.jwksUri: jwksUri "http://app.example.com/jwks" must be an https URL"#]
+    );
+    let found = violations(
+        vec![open_policy()],
+        &format!("{WEB}\nsecretName: My_Secret"),
+    );
+    assert_eq!(found.len(), 1);
+    assert!(
+        found[0].starts_with(r#"spec.secretName: "My_Secret" is not a valid Secret name"#),
+        "{}",
+        found[0]
+    );
+}
+
+#[test]
+fn an_invalid_policy_holds_its_clients() {
+    let broken = policy("broken", "", "token: {accessTokenTTL: 15 minutes}");
+    let found = violations(vec![broken], WEB);
+    assert_eq!(
+        found,
+        [
+            r#"spec.token.accessTokenTTL: policy security/broken is invalid: spec.token.accessTokenTTL: "15 minutes" has unknown unit " minutes": use h, m, s, ms, us or ns"#
+        ]
+    );
+}
+
+#[test]
+fn audit_policies_report_but_do_not_block() {
+    let audit = policy("audit", "", "enforcement: Audit\nallowedScopes: [openid]");
+    let evaluation = evaluate(
+        vec![audit],
+        client(
+            "team",
+            "app",
+            "",
+            &format!("{WEB}\nscopes: [openid, groups]"),
+        ),
+    );
+    assert_eq!(evaluation.compliance, Compliance::AuditViolations);
+    assert_eq!(evaluation.violations[0].enforcement, Enforcement::Audit);
+    assert!(
+        evaluation.violations[0]
+            .to_string()
+            .ends_with("(audit only)")
+    );
+    assert!(
+        evaluation.effective.is_some(),
+        "an audited client is still provisioned"
+    );
+    assert_eq!(evaluation.enforced_violations().count(), 0);
+}
+
+#[test]
+fn a_missing_server_is_named() {
+    let evaluation = evaluate(
+        vec![open_policy()],
+        client(
+            "team",
+            "app",
+            "",
+            &format!("{WEB}\nauthServerRef: {{name: nope}}"),
+        ),
+    );
+    assert_eq!(evaluation.standing, Standing::ServerNotFound);
+    assert_eq!(
+        evaluation.violations[0].to_string(),
+        "spec.authServerRef: AuthServer team/nope does not exist"
+    );
+    assert_eq!(evaluation.compliance, Compliance::NonCompliant);
+}
+
+#[test]
+fn an_invalid_server_is_named() {
+    let plain_http = server("server", "issuerUrl: http://auth.example.com");
+    let world = inventory(
+        vec![plain_http],
+        vec![open_policy()],
+        vec![client("team", "app", "", WEB)],
+    );
+    let evaluation = world.evaluate_all().remove(0);
+    assert_eq!(evaluation.standing, Standing::ServerInvalid);
+    assert_eq!(
+        evaluation.violations[0].to_string(),
+        r#"spec.authServerRef: AuthServer security/server is invalid: spec.issuerUrl: "http://auth.example.com" must use https (plain http only on a loopback address)"#
+    );
+    let loopback = server("server", "issuerUrl: http://127.0.0.1:9090");
+    let world = inventory(
+        vec![loopback],
+        vec![open_policy()],
+        vec![client("team", "app", "", WEB)],
+    );
+    assert_eq!(world.evaluate_all()[0].compliance, Compliance::Compliant);
+}
+
+#[test]
+fn servers_trust_namespaces_as_they_say() {
+    let same = server("server", "allowedNamespaces: {from: Same}");
+    let world = inventory(
+        vec![same],
+        vec![open_policy()],
+        vec![
+            client("team", "app", "", WEB),
+            client("security", "own", "", WEB),
+        ],
+    );
+    let evaluations = world.evaluate_all();
+    assert_eq!(evaluations[0].standing, Standing::NamespaceNotTrusted);
+    assert_eq!(
+        evaluations[0].violations[0].to_string(),
+        r#"spec.authServerRef: namespace "team" is not allowed to register clients on AuthServer security/server (allowedNamespaces: from Same)"#
+    );
+    assert_eq!(evaluations[1].compliance, Compliance::Compliant);
+
+    let selector = server(
+        "server",
+        "allowedNamespaces: {from: Selector, selector: {matchLabels: {tenant: 'yes'}}}",
+    );
+    let mut world = inventory(
+        vec![selector],
+        vec![open_policy()],
+        vec![
+            client("team", "app", "", WEB),
+            client("other", "app", "", WEB),
+        ],
+    );
+    world.namespaces.insert(
+        "team".into(),
+        [("tenant".to_owned(), "yes".to_owned())].into(),
+    );
+    let evaluations = world.evaluate_all();
+    assert_eq!(evaluations[0].compliance, Compliance::Compliant);
+    assert_eq!(
+        evaluations[1].violations[0].message,
+        r#"namespace "other" is not allowed to register clients on AuthServer security/server (allowedNamespaces: from Selector, selector tenant=yes)"#
+    );
+
+    let no_selector = server("server", "allowedNamespaces: {from: Selector}");
+    let world = inventory(
+        vec![no_selector],
+        vec![open_policy()],
+        vec![client("team", "app", "", WEB)],
+    );
+    assert!(world.evaluate_all()[0].violations[0].message.contains(
+        "spec.allowedNamespaces.selector: is required when allowedNamespaces.from is Selector"
+    ));
+}
+
+#[test]
+fn a_client_governed_by_no_policy_is_refused() {
+    let no_selector = server("server", "policySelector: null");
+    let world = inventory(
+        vec![no_selector],
+        vec![open_policy()],
+        vec![client("team", "app", "", WEB)],
+    );
+    let evaluation = world.evaluate_all().remove(0);
+    assert_eq!(evaluation.standing, Standing::NoGoverningPolicy);
+    assert_eq!(
+        evaluation.violations[0].message,
+        "no AuthPolicy governs this client: AuthServer security/server has no policySelector"
+    );
+
+    let selective = server("server", "policySelector: {matchLabels: {env: prod}}");
+    let world = inventory(
+        vec![selective.clone()],
+        vec![policy("staging", "env: staging", "")],
+        vec![client("team", "app", "", WEB)],
+    );
+    assert_eq!(
+        world.evaluate_all()[0].violations[0].message,
+        "no AuthPolicy governs this client: no policy in namespace security matches the policySelector of AuthServer security/server (env=prod)"
+    );
+
+    let narrow = policy(
+        "services",
+        "env: prod",
+        "clientSelector: {matchLabels: {type: service}}",
+    );
+    let world = inventory(
+        vec![selective],
+        vec![narrow],
+        vec![
+            client("team", "app", "", WEB),
+            client("team", "svc", "type: service", WEB),
+        ],
+    );
+    let evaluations = world.evaluate_all();
+    assert_eq!(
+        evaluations[0].violations[0].message,
+        "no AuthPolicy governs this client: the only policy of AuthServer security/server (security/services) excludes it by clientSelector or namespaceSelector"
+    );
+    assert_eq!(evaluations[1].compliance, Compliance::Compliant);
+}
+
+#[test]
+fn policies_in_other_namespaces_are_never_selected() {
+    let mut elsewhere = open_policy();
+    elsewhere.metadata.namespace = Some("team".into());
+    let world = inventory(
+        vec![server("server", "")],
+        vec![elsewhere],
+        vec![client("team", "app", "", WEB)],
+    );
+    assert_eq!(
+        world.evaluate_all()[0].standing,
+        Standing::NoGoverningPolicy
+    );
+}
+
+#[test]
+fn namespace_selectors_narrow_policies() {
+    let pci = policy(
+        "pci",
+        "",
+        "namespaceSelector: {matchLabels: {compliance: pci}}\nallowedScopes: [openid]",
+    );
+    let mut world = inventory(
+        vec![server("server", "")],
+        vec![open_policy(), pci],
+        vec![
+            client("payments", "app", "", &format!("{WEB}\nscopes: [email]")),
+            client("shop", "app", "", &format!("{WEB}\nscopes: [email]")),
+        ],
+    );
+    world.namespaces.insert(
+        "payments".into(),
+        [("compliance".to_owned(), "pci".to_owned())].into(),
+    );
+    let evaluations = world.evaluate_all();
+    assert_eq!(evaluations[0].governing.len(), 2);
+    assert_eq!(evaluations[0].compliance, Compliance::NonCompliant);
+    assert_eq!(evaluations[1].governing.len(), 1);
+    assert_eq!(evaluations[1].compliance, Compliance::Compliant);
+}
+
+#[test]
+fn the_most_restrictive_value_wins() {
+    let web = policy(
+        "web",
+        "",
+        "token: {accessTokenTTL: 15m, refreshTokenTTL: 24h}\nenforcePKCE: false\nclientAuthentication: {secretRotation: {enabled: true, schedule: '0 0 * * 0'}}",
+    );
+    let strict = policy(
+        "strict",
+        "",
+        "token: {accessTokenTTL: 5m, idTokenTTL: 2m}\nclientAuthentication: {method: client_secret_post, secretRotation: {enabled: true, schedule: '0 * * * *'}}",
+    );
+    let effective = evaluate(vec![web.clone(), strict], client("team", "app", "", WEB))
+        .effective
+        .unwrap();
+    assert_eq!(
+        effective.access_token_ttl.map(|t| t.to_string()).as_deref(),
+        Some("5m")
+    );
+    assert_eq!(
+        effective
+            .refresh_token_ttl
+            .map(|t| t.to_string())
+            .as_deref(),
+        Some("24h")
+    );
+    assert_eq!(
+        effective.id_token_ttl.map(|t| t.to_string()).as_deref(),
+        Some("2m")
+    );
+    assert!(
+        effective.require_pkce,
+        "PKCE stays on unless every policy turns it off"
+    );
+    assert_eq!(
+        effective.token_endpoint_auth_method,
+        ClientAuthMethod::ClientSecretPost
+    );
+    assert_eq!(
+        effective.secret_rotation_schedule.as_deref(),
+        Some("0 * * * *"),
+        "the most frequent rotation"
+    );
+    assert_eq!(effective.secret_name, "app-client-secret");
+
+    let alone = evaluate(vec![web.clone()], client("team", "app", "", WEB))
+        .effective
+        .unwrap();
+    assert!(
+        !alone.require_pkce,
+        "every governing policy turned PKCE off"
+    );
+    assert_eq!(
+        alone.token_endpoint_auth_method,
+        ClientAuthMethod::ClientSecretBasic
+    );
+    let public = evaluate(
+        vec![web],
+        client("team", "app", "", &format!("{WEB}\nclientType: Public")),
+    )
+    .effective
+    .unwrap();
+    assert!(public.require_pkce, "public clients always use PKCE");
+    assert_eq!(public.token_endpoint_auth_method, ClientAuthMethod::None);
+    assert_eq!(
+        public.secret_rotation_schedule, None,
+        "a public client has no secret to rotate"
+    );
+}
+
+#[test]
+fn an_unrestricted_client_gets_secure_defaults() {
+    let effective = evaluate(
+        vec![open_policy()],
+        client("team", "app", "", &format!("{WEB}\nsecretName: app-oidc")),
+    )
+    .effective
+    .unwrap();
+    assert!(effective.require_pkce);
+    assert_eq!(effective.access_token_ttl, None, "the provider's default");
+    assert_eq!(effective.secret_name, "app-oidc");
+    let service = evaluate(
+        vec![open_policy()],
+        client("team", "svc", "", "grantTypes: [client_credentials]"),
+    )
+    .effective
+    .unwrap();
+    assert!(
+        !service.require_pkce,
+        "PKCE only concerns the authorization code flow"
+    );
+}
