@@ -1,0 +1,280 @@
+//! The impact engine: what an edited policy does to each client, and how bad text is reported.
+
+use nauthera_shared::fixtures::{client, inventory, server};
+use nauthera_shared::impact::{ImpactKind, Planner, ProposalError, parse_proposed_policy};
+use nauthera_shared::resources::ObjectRef;
+
+const WEB: &str = "redirectUris: [https://app.example.com/callback]";
+
+fn web_policy_text(scopes: &str, ttl: &str) -> String {
+    format!(
+        "apiVersion: auth.nauthera.io/v1alpha1
+kind: AuthPolicy
+metadata:
+  name: web
+  namespace: security
+spec:
+  token:
+    accessTokenTTL: {ttl}
+  allowedScopes: [{scopes}]
+"
+    )
+}
+
+fn planner() -> Planner {
+    let web = parse_proposed_policy(&web_policy_text("openid, email, 'api:read'", "15m")).unwrap();
+    let clients = vec![
+        client(
+            "team",
+            "reader",
+            "",
+            &format!("{WEB}\nscopes: [openid, 'api:read']"),
+        ),
+        client("team", "basic", "", &format!("{WEB}\nscopes: [openid]")),
+        client(
+            "team",
+            "writer",
+            "",
+            &format!("{WEB}\nscopes: [openid, 'api:write']"),
+        ),
+        client(
+            "other",
+            "elsewhere",
+            "",
+            &format!("{WEB}\nauthServerRef: {{name: other, namespace: security}}"),
+        ),
+    ];
+    let other = server("other", "policySelector: {matchLabels: {never: selected}}");
+    Planner::new(inventory(
+        vec![server("server", ""), other],
+        vec![web],
+        clients,
+    ))
+}
+
+fn web_ref() -> ObjectRef {
+    ObjectRef::new("security", "web")
+}
+
+#[test]
+fn removing_a_used_scope_breaks_its_clients_with_the_reason() {
+    let plan = planner()
+        .plan_text(Some(&web_ref()), &web_policy_text("openid, email", "15m"))
+        .unwrap();
+    assert_eq!(plan.clients.len(), 2, "{plan:#?}");
+    let reader = &plan.clients[0];
+    assert_eq!(
+        (
+            reader.client.name.as_str(),
+            reader.kind,
+            reader.kind.symbol()
+        ),
+        ("reader", ImpactKind::Breaks, '-')
+    );
+    assert_eq!(
+        reader.new_violations[0].to_string(),
+        r#"spec.scopes[1]: scope "api:read" is not allowed by policy security/web (allowedScopes: openid, email)"#
+    );
+    // The writer was already refused; it stays refused, for a reason that now lists fewer scopes.
+    let writer = &plan.clients[1];
+    assert_eq!(
+        (writer.client.name.as_str(), writer.kind),
+        ("writer", ImpactKind::ReasonsChange)
+    );
+    assert_eq!(
+        plan.summary.to_string(),
+        "Plan: 1 client becomes non-compliant, 0 change settings, 0 become compliant, 1 stays non-compliant for new reasons, 2 unaffected."
+    );
+    assert!(plan.breaks_any());
+}
+
+#[test]
+fn allowing_a_scope_fixes_the_clients_that_need_it() {
+    let plan = planner()
+        .plan_text(
+            Some(&web_ref()),
+            &web_policy_text("openid, email, 'api:read', 'api:write'", "15m"),
+        )
+        .unwrap();
+    assert_eq!(plan.clients.len(), 1);
+    let writer = &plan.clients[0];
+    assert_eq!(
+        (
+            writer.client.name.as_str(),
+            writer.kind,
+            writer.kind.symbol()
+        ),
+        ("writer", ImpactKind::Fixes, '+')
+    );
+    assert_eq!(writer.resolved_violations.len(), 1);
+    assert_eq!(
+        plan.summary.to_string(),
+        "Plan: 0 clients become non-compliant, 0 change settings, 1 becomes compliant, 3 unaffected."
+    );
+}
+
+#[test]
+fn a_ttl_edit_changes_settings_only() {
+    let plan = planner()
+        .plan_text(
+            Some(&web_ref()),
+            &web_policy_text("openid, email, 'api:read'", "1h30m"),
+        )
+        .unwrap();
+    let changed: Vec<(&str, char, Vec<String>)> = plan
+        .clients
+        .iter()
+        .map(|c| {
+            (
+                c.client.name.as_str(),
+                c.kind.symbol(),
+                c.changes.iter().map(ToString::to_string).collect(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        changed,
+        [
+            ("basic", '~', vec!["accessTokenTTL 15m → 1h30m".to_owned()]),
+            ("reader", '~', vec!["accessTokenTTL 15m → 1h30m".to_owned()])
+        ]
+    );
+    assert_eq!(
+        plan.summary.to_string(),
+        "Plan: 0 clients become non-compliant, 2 change settings, 0 become compliant, 2 unaffected."
+    );
+}
+
+#[test]
+fn an_unchanged_policy_changes_nothing() {
+    let plan = planner()
+        .plan_text(
+            Some(&web_ref()),
+            &web_policy_text("openid, email, 'api:read'", "15m"),
+        )
+        .unwrap();
+    assert!(plan.clients.is_empty());
+    assert_eq!(plan.summary.unaffected, 4);
+}
+
+#[test]
+fn a_new_policy_that_governs_more_clients_shows_up() {
+    let strict = "apiVersion: auth.nauthera.io/v1alpha1\nkind: AuthPolicy\nmetadata: {name: strict, namespace: security}\nspec:\n  token: {accessTokenTTL: 5m}\n  allowedScopes: [openid]\n";
+    let plan = planner().plan_text(None, strict).unwrap();
+    let basic = plan
+        .clients
+        .iter()
+        .find(|c| c.client.name == "basic")
+        .unwrap();
+    let changes: Vec<String> = basic.changes.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        changes,
+        [
+            "policies security/web → security/strict, security/web",
+            "accessTokenTTL 15m → 5m"
+        ]
+    );
+    let reader = plan
+        .clients
+        .iter()
+        .find(|c| c.client.name == "reader")
+        .unwrap();
+    assert_eq!(reader.kind, ImpactKind::Breaks);
+    assert_eq!(plan.policy, ObjectRef::new("security", "strict"));
+}
+
+#[test]
+fn deleting_the_only_policy_breaks_every_client() {
+    let plan = planner().plan(Some(&web_ref()), None);
+    assert_eq!(plan.summary.breaks, 2);
+    let reader = &plan.clients[0];
+    assert!(
+        reader.new_violations[0]
+            .message
+            .starts_with("no AuthPolicy governs this client"),
+        "{reader:?}"
+    );
+}
+
+#[test]
+fn narrowing_a_selector_releases_the_clients_it_no_longer_governs() {
+    let mut text = web_policy_text("openid, email, 'api:read'", "15m");
+    text.push_str("  clientSelector: {matchLabels: {tier: gold}}\n");
+    let plan = planner().plan_text(Some(&web_ref()), &text).unwrap();
+    assert_eq!(plan.summary.breaks, 2, "{plan:#?}");
+    assert_eq!(plan.summary.reasons_change, 1);
+}
+
+#[test]
+fn yaml_errors_come_back_with_line_and_column() {
+    let broken = "apiVersion: auth.nauthera.io/v1alpha1\nkind: AuthPolicy\nmetadata:\n  name: web\n  namespace: security\nspec:\n  allowedScopes: [openid\n";
+    let errors = planner().plan_text(Some(&web_ref()), broken).unwrap_err();
+    assert_eq!(errors[0].line, 8);
+    assert!(errors[0].message.contains("flow sequence"), "{}", errors[0]);
+}
+
+#[test]
+fn schema_errors_come_back_with_line_and_column() {
+    let text = web_policy_text("openid", "15m")
+        .replace("  allowedScopes: [openid]\n", "  enforcement: Sometimes\n");
+    let errors = parse_proposed_policy(&text).unwrap_err();
+    assert_eq!(errors.len(), 1);
+    assert_eq!((errors[0].line, errors[0].column), (9, 16));
+    assert!(
+        errors[0]
+            .message
+            .starts_with("spec.enforcement: unknown variant `Sometimes`"),
+        "{}",
+        errors[0]
+    );
+
+    let typo = web_policy_text("openid", "15m").replace("allowedScopes", "allowedScope");
+    let errors = parse_proposed_policy(&typo).unwrap_err();
+    assert_eq!(
+        errors,
+        [ProposalError {
+            line: 9,
+            column: 3,
+            message: "unknown field spec.allowedScope".into()
+        }]
+    );
+}
+
+#[test]
+fn bad_field_values_come_back_with_line_and_column() {
+    let errors = parse_proposed_policy(&web_policy_text("openid", "15")).unwrap_err();
+    assert_eq!(
+        errors,
+        [ProposalError {
+            line: 8,
+            column: 5,
+            message: r#"spec.token.accessTokenTTL: "15" is not a duration: expected numbers with units h, m, s, ms, us or ns, such as "15m" or "1h30m""#.into()
+        }]
+    );
+}
+
+#[test]
+fn text_that_is_not_one_policy_is_refused() {
+    let errors = parse_proposed_policy("").unwrap_err();
+    assert_eq!(
+        errors[0].message,
+        "no AuthPolicy here: expected apiVersion auth.nauthera.io/v1alpha1, kind AuthPolicy"
+    );
+    let two = format!(
+        "{}---\n{}",
+        web_policy_text("openid", "15m"),
+        web_policy_text("openid", "5m").replace("name: web", "name: web2")
+    );
+    let errors = parse_proposed_policy(&two).unwrap_err();
+    assert_eq!(
+        (errors[0].line, errors[0].message.as_str()),
+        (11, "only one AuthPolicy can be proposed at a time")
+    );
+}
+
+#[test]
+fn a_leading_document_shifts_field_locations() {
+    let text = format!("# a comment\n---\n{}", web_policy_text("openid", "1d"));
+    let errors = parse_proposed_policy(&text).unwrap_err();
+    assert_eq!((errors[0].line, errors[0].column), (10, 5), "{}", errors[0]);
+}
