@@ -1,6 +1,8 @@
 //! Small builders for tests, here and in the binaries: objects written as the YAML a
 //! user would write, so a test reads like the manifest it is about.
 
+use std::fmt::Write as _;
+
 use crate::inventory::Inventory;
 use crate::resources::{AuthClient, AuthPolicy, AuthServer};
 
@@ -11,7 +13,10 @@ fn from_yaml<T: serde::de::DeserializeOwned>(
     labels: &str,
     spec: &str,
 ) -> T {
-    let indented: String = spec.lines().map(|line| format!("  {line}\n")).collect();
+    let indented: String = spec.lines().fold(String::new(), |mut text, line| {
+        let _ = writeln!(text, "  {line}");
+        text
+    });
     let text = format!(
         "apiVersion: auth.nauthera.io/v1alpha1\nkind: {kind}\nmetadata:\n  name: {name}\n  namespace: {namespace}\n  labels: {{{labels}}}\nspec:\n{indented}"
     );
@@ -22,7 +27,7 @@ fn from_yaml<T: serde::de::DeserializeOwned>(
 /// An AuthServer in `security` that selects every policy there and trusts every namespace,
 /// unless `spec` says otherwise (its lines replace the defaults they name).
 pub fn server(name: &str, spec: &str) -> AuthServer {
-    let mut lines = vec![
+    let mut lines = [
         ("issuerUrl", "issuerUrl: https://auth.example.com"),
         ("provider", "provider: {type: DynamicClientRegistration}"),
         ("policySelector", "policySelector: {}"),
@@ -56,7 +61,7 @@ pub fn policy(name: &str, labels: &str, spec: &str) -> AuthPolicy {
 pub fn client(namespace: &str, name: &str, labels: &str, spec: &str) -> AuthClient {
     let mut base = String::new();
     if !spec.contains("displayName:") {
-        base.push_str(&format!("displayName: {name}\n"));
+        let _ = writeln!(base, "displayName: {name}");
     }
     if !spec.contains("authServerRef:") {
         base.push_str("authServerRef: {name: server, namespace: security}\n");
@@ -75,6 +80,6 @@ pub fn inventory(
         servers,
         policies,
         clients,
-        namespaces: Default::default(),
+        namespaces: std::collections::BTreeMap::default(),
     }
 }

@@ -3,7 +3,7 @@
 //! reported with its file, line and column and does not stop the others.
 
 use std::collections::{BTreeMap, HashMap};
-use std::fmt;
+use std::fmt::{self, Write as _};
 use std::path::{Path, PathBuf};
 
 use serde::de::DeserializeOwned;
@@ -14,6 +14,7 @@ use crate::yaml_location::locate;
 
 /// One object read from a manifest.
 #[derive(Clone, Debug)]
+#[allow(clippy::large_enum_variant)] // each is moved once, straight into the inventory
 pub enum Manifest {
     Server(AuthServer),
     Policy(AuthPolicy),
@@ -309,13 +310,13 @@ fn read_object(
     }
     match (ours, kind, api_version) {
         (true, "AuthServer", _) => {
-            typed(chunk, &object, first_line).map(|server| Some(Manifest::Server(server)))
+            typed(chunk, object.as_ref(), first_line).map(|server| Some(Manifest::Server(server)))
         }
         (true, "AuthPolicy", _) => {
-            typed(chunk, &object, first_line).map(|policy| Some(Manifest::Policy(policy)))
+            typed(chunk, object.as_ref(), first_line).map(|policy| Some(Manifest::Policy(policy)))
         }
         (true, "AuthClient", _) => {
-            typed(chunk, &object, first_line).map(|client| Some(Manifest::Client(client)))
+            typed(chunk, object.as_ref(), first_line).map(|client| Some(Manifest::Client(client)))
         }
         (true, other, _) => Err(fail(
             "kind",
@@ -353,7 +354,7 @@ fn read_object(
 /// Reads a typed object, refusing unknown fields (a typo must not silently weaken a policy).
 fn typed<T: DeserializeOwned>(
     chunk: &str,
-    object: &Option<String>,
+    object: Option<&String>,
     first_line: usize,
 ) -> Result<T, ObjectError> {
     let mut unknown = Vec::new();
@@ -366,13 +367,13 @@ fn typed<T: DeserializeOwned>(
         }
     })
     .map_err(|error| ObjectError {
-        object: object.clone(),
+        object: object.cloned(),
         location: yaml_error_location(&error),
         message: yaml_error_message(&error, first_line),
     })?;
     if let Some(field) = unknown.first() {
         return Err(ObjectError {
-            object: object.clone(),
+            object: object.cloned(),
             location: locate(chunk, field).map(|l| (l.line, l.column)),
             message: format!("unknown field {field}"),
         });
@@ -408,9 +409,9 @@ pub(crate) fn yaml_error_message(error: &serde_yaml_ng::Error, first_line: usize
             &t[..digits]
         });
         if !first {
-            out.push_str(&format!("{AT_LINE}{}", line + first_line - 1));
+            let _ = write!(out, "{AT_LINE}{}", line + first_line - 1);
             if let Some(column) = column {
-                out.push_str(&format!(" column {column}"));
+                let _ = write!(out, " column {column}");
             }
         }
         first = false;

@@ -40,18 +40,16 @@ const REDIRECTS: [&str; 6] = [
 const NAMESPACES: [&str; 3] = ["security", "team-a", "team-b"];
 const TTLS: [&str; 5] = ["30s", "5m", "15m", "1h30m", "24h"];
 
-fn labels(pairs: &[(&str, &str)]) -> Option<BTreeMap<String, String>> {
-    Some(
-        pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect(),
-    )
+fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
 }
 
 fn selector(pairs: &[(&str, &str)]) -> LabelSelector {
     LabelSelector {
-        match_labels: labels(pairs),
+        match_labels: Some(labels(pairs)),
         match_expressions: None,
     }
 }
@@ -107,8 +105,10 @@ fn policy_strategy(index: usize) -> impl Strategy<Value = AuthPolicy> {
             };
             let mut policy = AuthPolicy::new(&format!("policy-{index}"), spec);
             policy.metadata.namespace = Some("security".into());
-            policy.metadata.labels =
-                labels(&[("env", if production { "prod" } else { "staging" })]);
+            policy.metadata.labels = Some(labels(&[(
+                "env",
+                if production { "prod" } else { "staging" },
+            )]));
             policy
         },
     )
@@ -178,7 +178,7 @@ fn client_strategy(index: usize) -> impl Strategy<Value = AuthClient> {
                 };
                 let mut client = AuthClient::new(&format!("client-{index}"), spec);
                 client.metadata.namespace = Some(namespace.into());
-                client.metadata.labels = tier.and_then(|tier| labels(&[("tier", tier)]));
+                client.metadata.labels = tier.map(|tier| labels(&[("tier", tier)]));
                 client
             },
         )
@@ -242,7 +242,7 @@ fn widen(policy: &mut AuthPolicy, widening: &Widening) {
         Widening::Loopback => {
             spec.redirect_uris
                 .get_or_insert_with(Default::default)
-                .allow_loopback_http = true
+                .allow_loopback_http = true;
         }
         Widening::DropScopeRestriction => spec.allowed_scopes = None,
     }

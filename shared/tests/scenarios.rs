@@ -179,14 +179,14 @@ fn policy_update_changes_every_governed_clients_access_token_ttl() {
         governed_and_provisioned.len() >= 4,
         "{governed_and_provisioned:?}"
     );
-    let changed: Vec<&ObjectRef> = plan.clients.iter().map(|c| &c.client).collect();
+    let affected: Vec<&ObjectRef> = plan.clients.iter().map(|c| &c.client).collect();
     let mut expected = governed_and_provisioned.clone();
     expected.sort();
-    assert_eq!(changed, expected);
+    assert_eq!(affected, expected);
     for impact in &plan.clients {
         assert_eq!(impact.kind, ImpactKind::Changes, "{}", impact.client);
-        let changes: Vec<String> = impact.changes.iter().map(ToString::to_string).collect();
-        assert_eq!(changes, ["accessTokenTTL 15m → 5m"], "{}", impact.client);
+        let settings: Vec<String> = impact.changes.iter().map(ToString::to_string).collect();
+        assert_eq!(settings, ["accessTokenTTL 15m → 5m"], "{}", impact.client);
     }
     let total = loaded.inventory.clients.len();
     assert_eq!(

@@ -50,13 +50,16 @@ impl CompiledServer {
                 message,
             });
         }
-        if let Some(endpoint) = &spec.provider.registration_endpoint {
-            if let Err(message) = check_endpoint_url(endpoint) {
-                errors.push(FieldError {
-                    field: "spec.provider.registrationEndpoint".into(),
-                    message,
-                });
-            }
+        if let Some(Err(message)) = spec
+            .provider
+            .registration_endpoint
+            .as_deref()
+            .map(check_endpoint_url)
+        {
+            errors.push(FieldError {
+                field: "spec.provider.registrationEndpoint".into(),
+                message,
+            });
         }
         let policy_selector = spec.policy_selector.as_ref().map(|selector| {
             (
@@ -212,6 +215,7 @@ impl Evaluator {
 
     /// The same world with one policy replaced: `original` removed (if given) and
     /// `replacement` added (if given). This is how an edit or a deletion is previewed.
+    #[must_use]
     pub fn with_policy_replaced(
         &self,
         original: Option<&ObjectRef>,

@@ -2,8 +2,13 @@
 //!
 //! Every field carries a doc comment: it becomes the description `kubectl explain` shows.
 
+// kube's derive takes one `printcolumn(name = …)` per column, which clippy mistakes for
+// duplicated attributes.
+#[allow(clippy::duplicated_attributes)]
 mod auth_client;
+#[allow(clippy::duplicated_attributes)]
 mod auth_policy;
+#[allow(clippy::duplicated_attributes)]
 mod auth_server;
 
 pub use auth_client::{
@@ -76,7 +81,7 @@ pub(crate) fn labels_of<K: kube::Resource>(
 }
 
 /// RFC 6749 `scope-token`: printable ASCII except space, `"` and `\`.
-pub const SCOPE_PATTERN: &str = r#"^[\x21\x23-\x5B\x5D-\x7E]+$"#;
+pub const SCOPE_PATTERN: &str = r"^[\x21\x23-\x5B\x5D-\x7E]+$";
 /// A DNS subdomain name, as Secret names must be.
 pub const DNS_SUBDOMAIN_PATTERN: &str =
     r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$";
