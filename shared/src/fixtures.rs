@@ -83,3 +83,64 @@ pub fn inventory(
         namespaces: std::collections::BTreeMap::default(),
     }
 }
+
+/// The web apps policy of the synthetic organisation, as text an editor would hold.
+pub const SYNTHETIC_WEB_POLICY: &str = "apiVersion: auth.nauthera.io/v1alpha1
+kind: AuthPolicy
+metadata:
+  name: web-apps-policy
+  namespace: security
+  labels: {env: prod}
+spec:
+  clientSelector:
+    matchExpressions: [{key: app-type, operator: NotIn, values: [native, service]}]
+  token: {accessTokenTTL: 15m, refreshTokenTTL: 24h, idTokenTTL: 5m}
+  allowedGrantTypes: [authorization_code, refresh_token]
+  allowedScopes: [openid, profile, email, 'api:read']
+";
+
+/// A synthetic organisation for benchmarks: two servers, five policies like those in
+/// `examples/`, and `clients` clients spread over 50 namespaces, about one in ten of them
+/// non-compliant.
+pub fn organisation(clients: usize) -> Inventory {
+    let servers = vec![
+        server("production", "policySelector: {matchLabels: {env: prod}}"),
+        server("staging", "policySelector: {matchLabels: {env: staging}}"),
+    ];
+    let policies = vec![
+        serde_yaml_ng::from_str(SYNTHETIC_WEB_POLICY).expect("valid policy"),
+        policy(
+            "native-apps-policy",
+            "env: prod",
+            "clientSelector: {matchLabels: {app-type: native}}\ntoken: {accessTokenTTL: 10m}\nallowedScopes: [openid, profile, offline_access]\nclientAuthentication: {method: none}\nredirectUris: {allowLoopbackHttp: true}",
+        ),
+        policy(
+            "backend-services-policy",
+            "env: prod",
+            "clientSelector: {matchLabels: {app-type: service}}\nallowedGrantTypes: [client_credentials]\nallowedScopes: ['api:read', 'api:write']",
+        ),
+        policy(
+            "pci-strict-policy",
+            "env: prod",
+            "clientSelector: {matchLabels: {pci: 'true'}}\ntoken: {refreshTokenTTL: 1h}\nredirectUris: {allowedHosts: ['*.pay.example.com']}",
+        ),
+        policy("staging-audit-policy", "env: staging", "enforcement: Audit\nallowedScopes: [openid, profile, email]"),
+    ];
+    let clients = (0..clients)
+        .map(|index| {
+            let namespace = format!("team-{}", index % 50);
+            let name = format!("app-{index}");
+            let server = if index % 7 == 0 { "staging" } else { "production" };
+            let reference = format!("authServerRef: {{name: {server}, namespace: security}}");
+            let (labels, spec) = match index % 10 {
+                0..=4 => ("", format!("{reference}\nredirectUris: [https://{name}.example.com/cb]\nscopes: [openid, profile, email]")),
+                5 => ("app-type: native", format!("{reference}\nclientType: Public\nredirectUris: ['http://127.0.0.1/cb']\nscopes: [openid, offline_access]")),
+                6 | 7 => ("app-type: service", format!("{reference}\ngrantTypes: [client_credentials]\nscopes: ['api:read']")),
+                8 => ("pci: 'true'", format!("{reference}\nredirectUris: [https://{name}.pay.example.com/cb]\nscopes: [openid]")),
+                _ => ("", format!("{reference}\nredirectUris: [https://{name}.example.com/cb]\nscopes: [openid, 'api:write']")),
+            };
+            client(&namespace, &name, labels, &spec)
+        })
+        .collect();
+    inventory(servers, policies, clients)
+}

@@ -2,7 +2,7 @@
 //! checked. Whatever cannot be read is kept as a [`FieldError`] naming the field, so an
 //! invalid policy is reported, never silently ignored.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 
 use kube::core::{Selector, SelectorExt};
 
@@ -78,9 +78,8 @@ pub struct CompiledPolicy {
     pub id_token_ttl: Option<Lifetime>,
     pub allowed_grant_types: Option<Vec<GrantType>>,
     pub enforce_pkce: bool,
-    /// In the policy's own order, for messages; `allowed_scope_set` answers lookups.
+    /// In the policy's own order. Lists are short, so a scan beats hashing here.
     pub allowed_scopes: Option<Vec<String>>,
-    pub(crate) allowed_scope_set: HashSet<String>,
     pub auth_method: Option<ClientAuthMethod>,
     pub secret_rotation: Option<RotationSchedule>,
     pub allowed_hosts: Option<Vec<String>>,
@@ -158,7 +157,6 @@ impl CompiledPolicy {
             id_token_ttl,
             allowed_grant_types: spec.allowed_grant_types.clone(),
             enforce_pkce: spec.enforce_pkce.unwrap_or(true),
-            allowed_scope_set: spec.allowed_scopes.iter().flatten().cloned().collect(),
             allowed_scopes: spec.allowed_scopes.clone(),
             auth_method: authentication.method,
             secret_rotation,
@@ -181,7 +179,7 @@ impl CompiledPolicy {
     }
 
     pub(crate) fn allows_scope(&self, scope: &str) -> bool {
-        self.allowed_scopes.is_none() || self.allowed_scope_set.contains(scope)
+        self.allowed_scopes.as_ref().is_none_or(|allowed| allowed.iter().any(|a| a == scope))
     }
 
     pub(crate) fn allows_grant_type(&self, grant_type: GrantType) -> bool {

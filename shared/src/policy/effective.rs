@@ -127,82 +127,53 @@ pub(crate) fn effective_settings(
 }
 
 /// The settings that differ, each as `field old → new`; unchanged ones are left out.
+/// Values are compared first and shown only when they differ: previews call this for
+/// thousands of clients per keystroke.
 pub fn setting_changes(old: &EffectiveSettings, new: &EffectiveSettings) -> Vec<SettingChange> {
     fn list<T: AsRef<str>>(items: &[T]) -> String {
         if items.is_empty() {
-            "(none)".to_owned()
-        } else {
-            items
-                .iter()
-                .map(AsRef::as_ref)
-                .collect::<Vec<_>>()
-                .join(", ")
+            return "(none)".to_owned();
         }
+        items.iter().map(AsRef::as_ref).collect::<Vec<_>>().join(", ")
     }
-    fn lifetime(value: Option<Lifetime>) -> String {
-        value.map_or_else(
-            || "(provider default)".to_owned(),
-            |lifetime| lifetime.to_string(),
-        )
+    fn lifetime(value: &Option<Lifetime>) -> String {
+        value.map_or_else(|| "(provider default)".to_owned(), |lifetime| lifetime.to_string())
     }
-    let grants =
-        |s: &EffectiveSettings| list(&s.grant_types.iter().map(|g| g.as_str()).collect::<Vec<_>>());
-    let client_type = |s: &EffectiveSettings| format!("{:?}", s.client_type);
-    let rotation = |s: &EffectiveSettings| {
-        s.secret_rotation_schedule
-            .clone()
-            .unwrap_or_else(|| "(never)".to_owned())
+    fn or<'a>(text: &'a Option<String>, absent: &'a str) -> String {
+        text.as_deref().unwrap_or(absent).to_owned()
+    }
+    let mut changes = Vec::new();
+    let mut compare = |field: &'static str, differs: bool, show: &dyn Fn(&EffectiveSettings) -> String| {
+        if differs {
+            changes.push(SettingChange { field, old: show(old), new: show(new) });
+        }
     };
-    let jwks = |s: &EffectiveSettings| s.jwks_uri.clone().unwrap_or_else(|| "(none)".to_owned());
-    let rows: [(&'static str, String, String); 13] = [
-        (
-            "accessTokenTTL",
-            lifetime(old.access_token_ttl),
-            lifetime(new.access_token_ttl),
-        ),
-        (
-            "refreshTokenTTL",
-            lifetime(old.refresh_token_ttl),
-            lifetime(new.refresh_token_ttl),
-        ),
-        (
-            "idTokenTTL",
-            lifetime(old.id_token_ttl),
-            lifetime(new.id_token_ttl),
-        ),
-        (
-            "requirePKCE",
-            old.require_pkce.to_string(),
-            new.require_pkce.to_string(),
-        ),
-        (
-            "tokenEndpointAuthMethod",
-            old.token_endpoint_auth_method.as_str().into(),
-            new.token_endpoint_auth_method.as_str().into(),
-        ),
-        ("secretRotationSchedule", rotation(old), rotation(new)),
-        ("scopes", list(&old.scopes), list(&new.scopes)),
-        ("grantTypes", grants(old), grants(new)),
-        (
-            "redirectUris",
-            list(&old.redirect_uris),
-            list(&new.redirect_uris),
-        ),
-        (
-            "postLogoutRedirectUris",
-            list(&old.post_logout_redirect_uris),
-            list(&new.post_logout_redirect_uris),
-        ),
-        ("clientType", client_type(old), client_type(new)),
-        (
-            "secretName",
-            old.secret_name.clone(),
-            new.secret_name.clone(),
-        ),
-        ("jwksUri", jwks(old), jwks(new)),
-    ];
-    rows.into_iter()
-        .filter(|(_, old, new)| old != new)
-        .map(|(field, old, new)| SettingChange { field, old, new })
-        .collect()
+    compare("accessTokenTTL", old.access_token_ttl != new.access_token_ttl, &|s| lifetime(&s.access_token_ttl));
+    compare("refreshTokenTTL", old.refresh_token_ttl != new.refresh_token_ttl, &|s| lifetime(&s.refresh_token_ttl));
+    compare("idTokenTTL", old.id_token_ttl != new.id_token_ttl, &|s| lifetime(&s.id_token_ttl));
+    compare("requirePKCE", old.require_pkce != new.require_pkce, &|s| s.require_pkce.to_string());
+    compare(
+        "tokenEndpointAuthMethod",
+        old.token_endpoint_auth_method != new.token_endpoint_auth_method,
+        &|s| s.token_endpoint_auth_method.as_str().to_owned(),
+    );
+    compare(
+        "secretRotationSchedule",
+        old.secret_rotation_schedule != new.secret_rotation_schedule,
+        &|s| or(&s.secret_rotation_schedule, "(never)"),
+    );
+    compare("scopes", old.scopes != new.scopes, &|s| list(&s.scopes));
+    compare("grantTypes", old.grant_types != new.grant_types, &|s| {
+        list(&s.grant_types.iter().map(|g| g.as_str()).collect::<Vec<_>>())
+    });
+    compare("redirectUris", old.redirect_uris != new.redirect_uris, &|s| list(&s.redirect_uris));
+    compare(
+        "postLogoutRedirectUris",
+        old.post_logout_redirect_uris != new.post_logout_redirect_uris,
+        &|s| list(&s.post_logout_redirect_uris),
+    );
+    compare("clientType", old.client_type != new.client_type, &|s| format!("{:?}", s.client_type));
+    compare("secretName", old.secret_name != new.secret_name, &|s| s.secret_name.clone());
+    compare("jwksUri", old.jwks_uri != new.jwks_uri, &|s| or(&s.jwks_uri, "(none)"));
+    changes
 }

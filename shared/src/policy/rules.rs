@@ -140,25 +140,32 @@ fn jwks_uri_uses_https(client: &AuthClient, found: &mut Vec<Violation>) {
     }
 }
 
-fn redirect_uris(client: &AuthClient) -> impl Iterator<Item = (String, &str)> {
+/// An item of a list field, e.g. `spec.redirectUris[0]`; its path is only written out
+/// when a violation needs it, since most URIs break no rule.
+struct ListItem {
+    list: &'static str,
+    index: usize,
+}
+
+impl From<&ListItem> for String {
+    fn from(item: &ListItem) -> Self {
+        format!("{}[{}]", item.list, item.index)
+    }
+}
+
+fn redirect_uris<'a>(client: &'a AuthClient) -> impl Iterator<Item = (ListItem, &'a str)> {
     let spec = &client.spec;
-    let redirect = spec
-        .redirect_uris
-        .iter()
-        .enumerate()
-        .map(|(i, uri)| (format!("spec.redirectUris[{i}]"), uri.as_str()));
-    let logout = spec
-        .post_logout_redirect_uris
-        .iter()
-        .enumerate()
-        .map(|(i, uri)| (format!("spec.postLogoutRedirectUris[{i}]"), uri.as_str()));
-    redirect.chain(logout)
+    let items = |list: &'static str, uris: &'a Vec<String>| {
+        uris.iter().enumerate().map(move |(index, uri)| (ListItem { list, index }, uri.as_str()))
+    };
+    items("spec.redirectUris", &spec.redirect_uris)
+        .chain(items("spec.postLogoutRedirectUris", &spec.post_logout_redirect_uris))
 }
 
 /// A redirect URI is an absolute https URL without wildcard or fragment, on a host every
 /// policy allows; plain http only on loopback, for native apps, when every policy allows it.
 fn redirect_uri_is_safe(
-    field: &str,
+    field: &ListItem,
     uri: &str,
     governing: &[&CompiledPolicy],
     found: &mut Vec<Violation>,
@@ -197,10 +204,11 @@ fn redirect_uri_is_safe(
             format!("redirect URI {uri:?} must not have a fragment (\"#…\")"),
         ));
     }
-    let host = url.host_str().unwrap_or_default().to_ascii_lowercase();
+    // The URL parser has already lower-cased the host of http and https URLs.
+    let host = url.host_str().unwrap_or_default();
     match url.scheme() {
         "https" => {
-            for policy in governing.iter().filter(|policy| !policy.allows_host(&host)) {
+            for policy in governing.iter().filter(|policy| !policy.allows_host(host)) {
                 let allowed = policy.allowed_hosts.as_deref().unwrap_or_default().join(", ");
                 found.push(Violation::of_policy(
                     field,
@@ -211,7 +219,7 @@ fn redirect_uri_is_safe(
                 ));
             }
         }
-        "http" if is_loopback(&host) => {
+        "http" if is_loopback(host) => {
             for policy in governing.iter().filter(|policy| !policy.allow_loopback_http) {
                 found.push(Violation::of_policy(
                     field,
