@@ -124,7 +124,11 @@ pub fn organisation(clients: usize) -> Inventory {
             "env: prod",
             "clientSelector: {matchLabels: {pci: 'true'}}\ntoken: {refreshTokenTTL: 1h}\nredirectUris: {allowedHosts: ['*.pay.example.com']}",
         ),
-        policy("staging-audit-policy", "env: staging", "enforcement: Audit\nallowedScopes: [openid, profile, email]"),
+        policy(
+            "staging-audit-policy",
+            "env: staging",
+            "enforcement: Audit\nallowedScopes: [openid, profile, email]",
+        ),
     ];
     let clients = (0..clients)
         .map(|index| {

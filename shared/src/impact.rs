@@ -1,16 +1,18 @@
 //! The impact (blast-radius) engine: what a proposed policy would do to every client,
 //! before it is committed, in the spirit of `terraform plan`.
 
-use std::collections::HashSet;
+use std::collections::BTreeMap;
 use std::fmt;
 use std::path::Path;
 
+use rustc_hash::{FxHashMap, FxHashSet};
 use serde::Serialize;
 
 use crate::inventory::Inventory;
 use crate::manifests::{Manifest, parse_documents};
 use crate::policy::{
-    CompiledPolicy, Evaluation, Evaluator, SettingChange, Violation, setting_changes,
+    CompiledPolicy, CompiledServer, Evaluation, Evaluator, PreparedClient, SettingChange,
+    Violation, setting_changes,
 };
 use crate::resources::{AuthPolicy, ObjectRef};
 use crate::yaml_location::locate;
@@ -202,21 +204,59 @@ pub fn parse_proposed_policy(text: &str) -> Result<AuthPolicy, Vec<ProposalError
 pub struct Planner {
     inventory: Inventory,
     evaluator: Evaluator,
+    prepared: Vec<PreparedClient>,
     current: Vec<Evaluation>,
+    /// Client indices sorted by namespace and name: plans come out in this order
+    /// without sorting on every keystroke.
+    by_name: Vec<usize>,
+    /// Per client, an index into `servers` and `namespaces`: looked up once here
+    /// rather than hashed for every client on every keystroke.
+    slots: Vec<(usize, usize)>,
+    servers: Vec<ObjectRef>,
+    namespaces: Vec<BTreeMap<String, String>>,
 }
 
 impl Planner {
     pub fn new(inventory: Inventory) -> Self {
         let evaluator = inventory.evaluator();
+        let prepared: Vec<PreparedClient> =
+            inventory.clients.iter().map(PreparedClient::new).collect();
         let current = inventory
             .clients
             .iter()
-            .map(|client| evaluator.evaluate(client))
+            .zip(&prepared)
+            .map(|(client, prepared)| evaluator.evaluate_prepared(client, prepared))
+            .collect();
+        let mut by_name: Vec<usize> = (0..prepared.len()).collect();
+        by_name.sort_by(|&a, &b| prepared[a].reference.cmp(&prepared[b].reference));
+        let mut servers = Vec::new();
+        let mut namespaces = Vec::new();
+        let mut server_slots = FxHashMap::default();
+        let mut namespace_slots = FxHashMap::default();
+        let slots = prepared
+            .iter()
+            .map(|client| {
+                let server = *server_slots.entry(&client.server).or_insert_with(|| {
+                    servers.push(client.server.clone());
+                    servers.len() - 1
+                });
+                let namespace = &client.reference.namespace;
+                let namespace = *namespace_slots.entry(namespace).or_insert_with(|| {
+                    namespaces.push(evaluator.namespace_labels(namespace).clone());
+                    namespaces.len() - 1
+                });
+                (server, namespace)
+            })
             .collect();
         Self {
             inventory,
             evaluator,
+            prepared,
             current,
+            by_name,
+            slots,
+            servers,
+            namespaces,
         }
     }
 
@@ -245,7 +285,7 @@ impl Planner {
     pub fn plan(&self, original: Option<&ObjectRef>, proposed: Option<&AuthPolicy>) -> Plan {
         let after = self.evaluator.with_policy_replaced(original, proposed);
         let proposed_ref = proposed.map(ObjectRef::of);
-        let touched_servers: HashSet<&ObjectRef> = original
+        let touched: FxHashSet<&ObjectRef> = original
             .map(|policy| self.evaluator.servers_selecting(policy).collect::<Vec<_>>())
             .unwrap_or_default()
             .into_iter()
@@ -255,30 +295,61 @@ impl Planner {
                     .flat_map(|policy| after.servers_selecting(policy)),
             )
             .collect();
-        let mut clients = Vec::new();
-        for (client, before) in self.inventory.clients.iter().zip(&self.current) {
-            if !touched_servers.contains(&before.server) {
+        // Per server slot: `None` when the edit cannot reach its clients.
+        let reached: Vec<Option<Option<&CompiledServer>>> = self
+            .servers
+            .iter()
+            .map(|server| touched.contains(server).then(|| after.server(server)))
+            .collect();
+        // One bucket per kind, filled in name order: the plan reads kind by kind.
+        let mut buckets: [Vec<ClientImpact>; 4] = Default::default();
+        for &index in &self.by_name {
+            let (server_slot, namespace_slot) = self.slots[index];
+            let Some(server) = reached[server_slot] else {
                 continue;
-            }
-            let impact = compare(before, &after.evaluate(client));
-            if impact.kind != ImpactKind::Unaffected {
-                clients.push(impact);
-            }
+            };
+            let (client, prepared) = (&self.inventory.clients[index], &self.prepared[index]);
+            let before = &self.current[index];
+            // Most clients come out the same; only the others are worth a full evaluation.
+            let labels = &self.namespaces[namespace_slot];
+            let outcome = Evaluator::outcome_on(server, labels, client, prepared);
+            let impact = match outcome.settings_changes_only(before) {
+                Some(changes) if changes.is_empty() => continue,
+                Some(changes) => ClientImpact {
+                    client: prepared.reference.clone(),
+                    kind: ImpactKind::Changes,
+                    changes,
+                    new_violations: Vec::new(),
+                    resolved_violations: Vec::new(),
+                },
+                None if outcome.same_as(before) => continue,
+                None => compare(before, &outcome.into_evaluation(client, prepared)),
+            };
+            let bucket = match impact.kind {
+                ImpactKind::Breaks => 0,
+                ImpactKind::Fixes => 1,
+                ImpactKind::Changes => 2,
+                ImpactKind::ReasonsChange => 3,
+                ImpactKind::Unaffected => continue,
+            };
+            buckets[bucket].push(impact);
         }
-        clients.sort_by(|a, b| (a.kind, &a.client).cmp(&(b.kind, &b.client)));
-        let mut summary = Summary {
-            unaffected: self.current.len() - clients.len(),
-            ..Summary::default()
+        let [breaks, fixes, changes, reasons_change] = buckets;
+        let summary = Summary {
+            breaks: breaks.len(),
+            fixes: fixes.len(),
+            changes: changes.len(),
+            reasons_change: reasons_change.len(),
+            unaffected: self.current.len()
+                - breaks.len()
+                - fixes.len()
+                - changes.len()
+                - reasons_change.len(),
         };
-        for impact in &clients {
-            match impact.kind {
-                ImpactKind::Breaks => summary.breaks += 1,
-                ImpactKind::Fixes => summary.fixes += 1,
-                ImpactKind::Changes => summary.changes += 1,
-                ImpactKind::ReasonsChange => summary.reasons_change += 1,
-                ImpactKind::Unaffected => {}
-            }
-        }
+        let mut clients = breaks;
+        clients.extend(fixes);
+        clients.extend(changes);
+        clients.extend(reasons_change);
         let policy = proposed_ref
             .or_else(|| original.cloned())
             .unwrap_or_else(|| ObjectRef::new("", ""));

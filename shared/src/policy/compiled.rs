@@ -179,7 +179,9 @@ impl CompiledPolicy {
     }
 
     pub(crate) fn allows_scope(&self, scope: &str) -> bool {
-        self.allowed_scopes.as_ref().is_none_or(|allowed| allowed.iter().any(|a| a == scope))
+        self.allowed_scopes
+            .as_ref()
+            .is_none_or(|allowed| allowed.iter().any(|a| a == scope))
     }
 
     pub(crate) fn allows_grant_type(&self, grant_type: GrantType) -> bool {

@@ -80,13 +80,24 @@ pub fn default_secret_name(client_name: &str) -> String {
     format!("{client_name}-client-secret")
 }
 
-/// Merges the client's request with its governing policies (all of which it complies with,
-/// or audits only): shortest lifetimes, PKCE if any policy wants it, the most frequent
-/// rotation.
-pub(crate) fn effective_settings(
+/// The settings the governing policies decide, as opposed to those the client asks for.
+/// A policy edit can only change these, so previews compare just these.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct PolicyDecided<'p> {
+    access_token_ttl: Option<Lifetime>,
+    refresh_token_ttl: Option<Lifetime>,
+    id_token_ttl: Option<Lifetime>,
+    require_pkce: bool,
+    token_endpoint_auth_method: ClientAuthMethod,
+    secret_rotation_schedule: Option<&'p str>,
+}
+
+/// Merges the governing policies (all of which the client complies with, or audits only):
+/// shortest lifetimes, PKCE if any policy wants it, the most frequent rotation.
+pub(crate) fn decide<'p>(
     client: &AuthClient,
-    governing: &[&CompiledPolicy],
-) -> EffectiveSettings {
+    governing: &[&'p CompiledPolicy],
+) -> PolicyDecided<'p> {
     let spec = &client.spec;
     let shortest = |lifetime: fn(&CompiledPolicy) -> Option<Lifetime>| {
         governing.iter().filter_map(|p| lifetime(p)).min()
@@ -104,26 +115,115 @@ pub(crate) fn effective_settings(
         .filter_map(|policy| policy.secret_rotation.as_ref())
         .max_by_key(|rotation| rotation.fires_per_week)
         .filter(|_| spec.client_type == ClientType::Confidential)
-        .map(|rotation| rotation.schedule.clone());
-    EffectiveSettings {
-        scopes: spec.scopes.clone(),
-        grant_types: spec.grant_types.clone(),
-        redirect_uris: spec.redirect_uris.clone(),
-        post_logout_redirect_uris: spec.post_logout_redirect_uris.clone(),
-        client_type: spec.client_type,
-        token_endpoint_auth_method,
-        require_pkce: uses_code_flow
-            && (spec.client_type == ClientType::Public
-                || governing.iter().any(|policy| policy.enforce_pkce)),
+        .map(|rotation| rotation.schedule.as_str());
+    PolicyDecided {
         access_token_ttl: shortest(|p| p.access_token_ttl),
         refresh_token_ttl: shortest(|p| p.refresh_token_ttl),
         id_token_ttl: shortest(|p| p.id_token_ttl),
+        require_pkce: uses_code_flow
+            && (spec.client_type == ClientType::Public
+                || governing.iter().any(|policy| policy.enforce_pkce)),
+        token_endpoint_auth_method,
         secret_rotation_schedule,
-        secret_name: spec.secret_name.clone().unwrap_or_else(|| {
-            default_secret_name(&client.metadata.name.clone().unwrap_or_default())
-        }),
-        jwks_uri: spec.jwks_uri.clone(),
     }
+}
+
+impl PolicyDecided<'_> {
+    /// Whether `settings` already hold what the policies decide.
+    pub(crate) fn agrees_with(&self, settings: &EffectiveSettings) -> bool {
+        self.access_token_ttl == settings.access_token_ttl
+            && self.refresh_token_ttl == settings.refresh_token_ttl
+            && self.id_token_ttl == settings.id_token_ttl
+            && self.require_pkce == settings.require_pkce
+            && self.token_endpoint_auth_method == settings.token_endpoint_auth_method
+            && self.secret_rotation_schedule == settings.secret_rotation_schedule.as_deref()
+    }
+
+    /// How what the policies decide differs from `before`, in the terms and order of
+    /// [`setting_changes`]; the client's own settings are taken as unchanged.
+    pub(crate) fn changes_from(&self, before: &EffectiveSettings) -> Vec<SettingChange> {
+        let mut changes = Vec::new();
+        let mut note =
+            |field, differs: bool, old: &dyn Fn() -> String, new: &dyn Fn() -> String| {
+                if differs {
+                    changes.push(SettingChange {
+                        field,
+                        old: old(),
+                        new: new(),
+                    });
+                }
+            };
+        note(
+            "accessTokenTTL",
+            self.access_token_ttl != before.access_token_ttl,
+            &|| lifetime(before.access_token_ttl),
+            &|| lifetime(self.access_token_ttl),
+        );
+        note(
+            "refreshTokenTTL",
+            self.refresh_token_ttl != before.refresh_token_ttl,
+            &|| lifetime(before.refresh_token_ttl),
+            &|| lifetime(self.refresh_token_ttl),
+        );
+        note(
+            "idTokenTTL",
+            self.id_token_ttl != before.id_token_ttl,
+            &|| lifetime(before.id_token_ttl),
+            &|| lifetime(self.id_token_ttl),
+        );
+        note(
+            "requirePKCE",
+            self.require_pkce != before.require_pkce,
+            &|| before.require_pkce.to_string(),
+            &|| self.require_pkce.to_string(),
+        );
+        note(
+            "tokenEndpointAuthMethod",
+            self.token_endpoint_auth_method != before.token_endpoint_auth_method,
+            &|| before.token_endpoint_auth_method.as_str().to_owned(),
+            &|| self.token_endpoint_auth_method.as_str().to_owned(),
+        );
+        note(
+            "secretRotationSchedule",
+            self.secret_rotation_schedule != before.secret_rotation_schedule.as_deref(),
+            &|| or(before.secret_rotation_schedule.as_deref(), "(never)"),
+            &|| or(self.secret_rotation_schedule, "(never)"),
+        );
+        changes
+    }
+
+    /// The client's request completed with what the policies decided.
+    pub(crate) fn settings_for(&self, client: &AuthClient) -> EffectiveSettings {
+        let spec = &client.spec;
+        EffectiveSettings {
+            scopes: spec.scopes.clone(),
+            grant_types: spec.grant_types.clone(),
+            redirect_uris: spec.redirect_uris.clone(),
+            post_logout_redirect_uris: spec.post_logout_redirect_uris.clone(),
+            client_type: spec.client_type,
+            token_endpoint_auth_method: self.token_endpoint_auth_method,
+            require_pkce: self.require_pkce,
+            access_token_ttl: self.access_token_ttl,
+            refresh_token_ttl: self.refresh_token_ttl,
+            id_token_ttl: self.id_token_ttl,
+            secret_rotation_schedule: self.secret_rotation_schedule.map(str::to_owned),
+            secret_name: spec.secret_name.clone().unwrap_or_else(|| {
+                default_secret_name(client.metadata.name.as_deref().unwrap_or_default())
+            }),
+            jwks_uri: spec.jwks_uri.clone(),
+        }
+    }
+}
+
+fn lifetime(value: Option<Lifetime>) -> String {
+    value.map_or_else(
+        || "(provider default)".to_owned(),
+        |lifetime| lifetime.to_string(),
+    )
+}
+
+fn or(text: Option<&str>, absent: &str) -> String {
+    text.unwrap_or(absent).to_owned()
 }
 
 /// The settings that differ, each as `field old → new`; unchanged ones are left out.
@@ -134,24 +234,39 @@ pub fn setting_changes(old: &EffectiveSettings, new: &EffectiveSettings) -> Vec<
         if items.is_empty() {
             return "(none)".to_owned();
         }
-        items.iter().map(AsRef::as_ref).collect::<Vec<_>>().join(", ")
-    }
-    fn lifetime(value: &Option<Lifetime>) -> String {
-        value.map_or_else(|| "(provider default)".to_owned(), |lifetime| lifetime.to_string())
-    }
-    fn or<'a>(text: &'a Option<String>, absent: &'a str) -> String {
-        text.as_deref().unwrap_or(absent).to_owned()
+        items
+            .iter()
+            .map(AsRef::as_ref)
+            .collect::<Vec<_>>()
+            .join(", ")
     }
     let mut changes = Vec::new();
-    let mut compare = |field: &'static str, differs: bool, show: &dyn Fn(&EffectiveSettings) -> String| {
-        if differs {
-            changes.push(SettingChange { field, old: show(old), new: show(new) });
-        }
-    };
-    compare("accessTokenTTL", old.access_token_ttl != new.access_token_ttl, &|s| lifetime(&s.access_token_ttl));
-    compare("refreshTokenTTL", old.refresh_token_ttl != new.refresh_token_ttl, &|s| lifetime(&s.refresh_token_ttl));
-    compare("idTokenTTL", old.id_token_ttl != new.id_token_ttl, &|s| lifetime(&s.id_token_ttl));
-    compare("requirePKCE", old.require_pkce != new.require_pkce, &|s| s.require_pkce.to_string());
+    let mut compare =
+        |field: &'static str, differs: bool, show: &dyn Fn(&EffectiveSettings) -> String| {
+            if differs {
+                changes.push(SettingChange {
+                    field,
+                    old: show(old),
+                    new: show(new),
+                });
+            }
+        };
+    compare(
+        "accessTokenTTL",
+        old.access_token_ttl != new.access_token_ttl,
+        &|s| lifetime(s.access_token_ttl),
+    );
+    compare(
+        "refreshTokenTTL",
+        old.refresh_token_ttl != new.refresh_token_ttl,
+        &|s| lifetime(s.refresh_token_ttl),
+    );
+    compare("idTokenTTL", old.id_token_ttl != new.id_token_ttl, &|s| {
+        lifetime(s.id_token_ttl)
+    });
+    compare("requirePKCE", old.require_pkce != new.require_pkce, &|s| {
+        s.require_pkce.to_string()
+    });
     compare(
         "tokenEndpointAuthMethod",
         old.token_endpoint_auth_method != new.token_endpoint_auth_method,
@@ -160,20 +275,30 @@ pub fn setting_changes(old: &EffectiveSettings, new: &EffectiveSettings) -> Vec<
     compare(
         "secretRotationSchedule",
         old.secret_rotation_schedule != new.secret_rotation_schedule,
-        &|s| or(&s.secret_rotation_schedule, "(never)"),
+        &|s| or(s.secret_rotation_schedule.as_deref(), "(never)"),
     );
     compare("scopes", old.scopes != new.scopes, &|s| list(&s.scopes));
     compare("grantTypes", old.grant_types != new.grant_types, &|s| {
         list(&s.grant_types.iter().map(|g| g.as_str()).collect::<Vec<_>>())
     });
-    compare("redirectUris", old.redirect_uris != new.redirect_uris, &|s| list(&s.redirect_uris));
+    compare(
+        "redirectUris",
+        old.redirect_uris != new.redirect_uris,
+        &|s| list(&s.redirect_uris),
+    );
     compare(
         "postLogoutRedirectUris",
         old.post_logout_redirect_uris != new.post_logout_redirect_uris,
         &|s| list(&s.post_logout_redirect_uris),
     );
-    compare("clientType", old.client_type != new.client_type, &|s| format!("{:?}", s.client_type));
-    compare("secretName", old.secret_name != new.secret_name, &|s| s.secret_name.clone());
-    compare("jwksUri", old.jwks_uri != new.jwks_uri, &|s| or(&s.jwks_uri, "(none)"));
+    compare("clientType", old.client_type != new.client_type, &|s| {
+        format!("{:?}", s.client_type)
+    });
+    compare("secretName", old.secret_name != new.secret_name, &|s| {
+        s.secret_name.clone()
+    });
+    compare("jwksUri", old.jwks_uri != new.jwks_uri, &|s| {
+        or(s.jwks_uri.as_deref(), "(none)")
+    });
     changes
 }

@@ -1,18 +1,20 @@
 //! The policy engine: which server and policies govern a client, whether it complies, and
 //! the settings it gets. Pure functions over plain data.
 //!
-//! - [`Evaluator`] resolves server, namespace trust and governing policies ([`resolve`]).
+//! - [`Evaluator`] resolves server, namespace trust and governing policies, and evaluates.
 //! - [`rules`] holds every rule a client is checked against.
 //! - [`effective`] merges the policies into the settings the provider is given.
 
 mod compiled;
 mod effective;
+mod evaluate;
 mod resolve;
 mod rules;
 mod violation;
 
 pub use compiled::{CompiledPolicy, FieldError};
 pub use effective::{EffectiveSettings, SettingChange, default_secret_name, setting_changes};
+pub use evaluate::PreparedClient;
 pub use resolve::{CompiledServer, Evaluator};
 pub use violation::{Violation, rule};
 

@@ -1,22 +1,18 @@
 //! Resolution: from a client to its server, the server's trust in the client's namespace,
 //! and the policies that govern it; then evaluation against the rules.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+
+use rustc_hash::FxHashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 
 use url::Url;
 
 use super::compiled::{CompiledPolicy, CompiledSelector, FieldError};
-use super::effective::effective_settings;
-use super::rules::check_client;
-use super::violation::{Violation, rule};
-use super::{Compliance, Evaluation, Standing};
-use crate::resources::{
-    AuthClient, AuthPolicy, AuthServer, LabelSelector, NamespacesFrom, ObjectRef, labels_of,
-};
+use crate::resources::{AuthPolicy, AuthServer, LabelSelector, NamespacesFrom, ObjectRef};
 
-type Labels = BTreeMap<String, String>;
+pub(crate) type Labels = BTreeMap<String, String>;
 
 /// Which namespaces a server trusts.
 #[derive(Clone, Debug)]
@@ -37,7 +33,7 @@ pub struct CompiledServer {
     policy_selector: Option<(CompiledSelector, String)>,
     trust: Trust,
     /// The policies the server selects, ordered by name.
-    policies: Vec<Arc<CompiledPolicy>>,
+    pub(super) policies: Vec<Arc<CompiledPolicy>>,
 }
 
 impl CompiledServer {
@@ -110,7 +106,7 @@ impl CompiledServer {
     }
 
     /// `Err` holds the sentence explaining why `namespace` is refused.
-    fn trusts(&self, namespace: &str, namespace_labels: &Labels) -> Result<(), String> {
+    pub(super) fn trusts(&self, namespace: &str, namespace_labels: &Labels) -> Result<(), String> {
         let refused = |rule: String| {
             Err(format!(
                 "namespace {namespace:?} is not allowed to register clients on AuthServer {} (allowedNamespaces: {rule})",
@@ -166,9 +162,9 @@ fn describe(selector: &LabelSelector) -> String {
 /// Cheap to derive a variant of with one policy changed, which is what previews need.
 #[derive(Clone, Debug, Default)]
 pub struct Evaluator {
-    servers: HashMap<ObjectRef, Arc<CompiledServer>>,
+    pub(super) servers: FxHashMap<ObjectRef, Arc<CompiledServer>>,
     policies: BTreeMap<ObjectRef, Arc<CompiledPolicy>>,
-    namespace_labels: HashMap<String, Labels>,
+    namespace_labels: Arc<FxHashMap<String, Labels>>,
 }
 
 impl Evaluator {
@@ -183,17 +179,19 @@ impl Evaluator {
             .collect();
         let servers: Vec<CompiledServer> =
             servers.into_iter().map(CompiledServer::compile).collect();
-        let namespace_labels = namespace_labels
-            .iter()
-            .map(|(ns, labels)| (ns.clone(), labels.clone()))
-            .collect();
+        let namespace_labels = Arc::new(
+            namespace_labels
+                .iter()
+                .map(|(ns, labels)| (ns.clone(), labels.clone()))
+                .collect(),
+        );
         Self::assemble(servers, policies, namespace_labels)
     }
 
     fn assemble(
         servers: impl IntoIterator<Item = CompiledServer>,
         policies: BTreeMap<ObjectRef, Arc<CompiledPolicy>>,
-        namespace_labels: HashMap<String, Labels>,
+        namespace_labels: Arc<FxHashMap<String, Labels>>,
     ) -> Self {
         let servers = servers
             .into_iter()
@@ -270,105 +268,9 @@ impl Evaluator {
         static NONE: Labels = Labels::new();
         self.namespace_labels.get(namespace).unwrap_or(&NONE)
     }
-
-    /// The AuthServer a client refers to (its own namespace when the reference has none).
-    pub fn server_ref_of(client: &AuthClient) -> ObjectRef {
-        let reference = &client.spec.auth_server_ref;
-        let namespace = reference
-            .namespace
-            .clone()
-            .unwrap_or_else(|| ObjectRef::of(client).namespace);
-        ObjectRef::new(namespace, reference.name.clone())
-    }
-
-    /// Resolves and checks one client.
-    pub fn evaluate(&self, client: &AuthClient) -> Evaluation {
-        let client_ref = ObjectRef::of(client);
-        let server_ref = Self::server_ref_of(client);
-        let refuse = |standing: Standing,
-                      rule: &str,
-                      message: String,
-                      governing: Vec<ObjectRef>| Evaluation {
-            client: client_ref.clone(),
-            server: server_ref.clone(),
-            standing,
-            governing,
-            violations: vec![Violation::fixed("spec.authServerRef", rule, message)],
-            compliance: Compliance::NonCompliant,
-            effective: None,
-        };
-        let Some(server) = self.servers.get(&server_ref) else {
-            let message = format!("AuthServer {server_ref} does not exist");
-            return refuse(
-                Standing::ServerNotFound,
-                rule::SERVER_EXISTS,
-                message,
-                Vec::new(),
-            );
-        };
-        if !server.errors.is_empty() {
-            let problems: Vec<String> = server.errors.iter().map(ToString::to_string).collect();
-            let message = format!(
-                "AuthServer {server_ref} is invalid: {}",
-                problems.join("; ")
-            );
-            return refuse(
-                Standing::ServerInvalid,
-                rule::SERVER_VALID,
-                message,
-                Vec::new(),
-            );
-        }
-        let namespace_labels = self.namespace_labels(&client_ref.namespace);
-        if let Err(message) = server.trusts(&client_ref.namespace, namespace_labels) {
-            return refuse(
-                Standing::NamespaceNotTrusted,
-                rule::ALLOWED_NAMESPACES,
-                message,
-                Vec::new(),
-            );
-        }
-        let client_labels = labels_of(client);
-        let governing: Vec<&CompiledPolicy> = server
-            .policies
-            .iter()
-            .filter(|policy| policy.governs(client_labels, namespace_labels))
-            .map(AsRef::as_ref)
-            .collect();
-        if governing.is_empty() {
-            return refuse(
-                Standing::NoGoverningPolicy,
-                rule::POLICY_SELECTOR,
-                no_policy_message(server),
-                Vec::new(),
-            );
-        }
-        let violations = check_client(client, &governing);
-        let compliance = if violations.is_empty() {
-            Compliance::Compliant
-        } else if violations.iter().any(Violation::is_enforced) {
-            Compliance::NonCompliant
-        } else {
-            Compliance::AuditViolations
-        };
-        Evaluation {
-            client: client_ref,
-            server: server_ref,
-            standing: Standing::Governed,
-            governing: governing
-                .iter()
-                .map(|policy| policy.reference.clone())
-                .collect(),
-            effective: compliance
-                .is_provisionable()
-                .then(|| effective_settings(client, &governing)),
-            violations,
-            compliance,
-        }
-    }
 }
 
-fn no_policy_message(server: &CompiledServer) -> String {
+pub(super) fn no_policy_message(server: &CompiledServer) -> String {
     let server_ref = &server.reference;
     match (&server.policy_selector, server.policies.len()) {
         (None, _) => format!(

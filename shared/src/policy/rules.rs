@@ -12,16 +12,48 @@ use crate::resources::{
     AuthClient, ClientAuthMethod, ClientType, DNS_SUBDOMAIN_PATTERN, GrantType,
 };
 
-/// All violations of `client` against Nauthera's fixed rules and its governing policies.
-pub(crate) fn check_client(client: &AuthClient, governing: &[&CompiledPolicy]) -> Vec<Violation> {
+/// What the fixed rules found in a client. Computed once per client: a policy edit
+/// cannot change it, so previews reuse it for every keystroke.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct FixedFindings {
+    pub violations: Vec<Violation>,
+    /// Redirect URIs that passed the fixed rules, with what the policy rules need of them.
+    redirects: Vec<(ListItem, RedirectTarget)>,
+}
+
+/// Where a well-formed redirect URI points.
+#[derive(Clone, Debug)]
+enum RedirectTarget {
+    Https { host: String },
+    LoopbackHttp,
+}
+
+/// Nauthera's fixed rules, which no policy can relax.
+pub(crate) fn check_fixed_rules(client: &AuthClient) -> FixedFindings {
+    let mut findings = FixedFindings::default();
+    let found = &mut findings.violations;
+    grant_types_are_consistent(client, found);
+    scopes_are_well_formed(client, found);
+    secret_name_is_a_dns_name(client, found);
+    jwks_uri_uses_https(client, found);
+    for (item, uri) in redirect_uris(client) {
+        if let Some(target) = redirect_uri_is_safe(&item, uri, found) {
+            findings.redirects.push((item, target));
+        }
+    }
+    findings
+}
+
+/// The rules of the governing policies.
+pub(crate) fn check_policy_rules(
+    client: &AuthClient,
+    fixed: &FixedFindings,
+    governing: &[&CompiledPolicy],
+) -> Vec<Violation> {
     let mut found = Vec::new();
     governing_policies_are_valid(governing, &mut found);
-    grant_types_are_consistent(client, &mut found);
-    scopes_are_well_formed(client, &mut found);
-    secret_name_is_a_dns_name(client, &mut found);
-    jwks_uri_uses_https(client, &mut found);
-    for (field, uri) in redirect_uris(client) {
-        redirect_uri_is_safe(&field, uri, governing, &mut found);
+    for (item, target) in &fixed.redirects {
+        redirect_target_is_allowed(client, item, target, governing, &mut found);
     }
     for policy in governing {
         scopes_are_allowed(client, policy, &mut found);
@@ -142,10 +174,25 @@ fn jwks_uri_uses_https(client: &AuthClient, found: &mut Vec<Violation>) {
 
 /// An item of a list field, e.g. `spec.redirectUris[0]`; its path is only written out
 /// when a violation needs it, since most URIs break no rule.
+#[derive(Clone, Copy, Debug)]
 struct ListItem {
     list: &'static str,
     index: usize,
 }
+
+impl ListItem {
+    /// The item's text in `client`.
+    fn value(self, client: &AuthClient) -> &str {
+        let list = match self.list {
+            REDIRECT_URIS => &client.spec.redirect_uris,
+            _ => &client.spec.post_logout_redirect_uris,
+        };
+        list.get(self.index).map_or("", String::as_str)
+    }
+}
+
+const REDIRECT_URIS: &str = "spec.redirectUris";
+const POST_LOGOUT_REDIRECT_URIS: &str = "spec.postLogoutRedirectUris";
 
 impl From<&ListItem> for String {
     fn from(item: &ListItem) -> Self {
@@ -156,45 +203,50 @@ impl From<&ListItem> for String {
 fn redirect_uris<'a>(client: &'a AuthClient) -> impl Iterator<Item = (ListItem, &'a str)> {
     let spec = &client.spec;
     let items = |list: &'static str, uris: &'a Vec<String>| {
-        uris.iter().enumerate().map(move |(index, uri)| (ListItem { list, index }, uri.as_str()))
+        uris.iter()
+            .enumerate()
+            .map(move |(index, uri)| (ListItem { list, index }, uri.as_str()))
     };
-    items("spec.redirectUris", &spec.redirect_uris)
-        .chain(items("spec.postLogoutRedirectUris", &spec.post_logout_redirect_uris))
+    items(REDIRECT_URIS, &spec.redirect_uris).chain(items(
+        POST_LOGOUT_REDIRECT_URIS,
+        &spec.post_logout_redirect_uris,
+    ))
 }
 
-/// A redirect URI is an absolute https URL without wildcard or fragment, on a host every
-/// policy allows; plain http only on loopback, for native apps, when every policy allows it.
+/// A redirect URI is an absolute https URL without wildcard or fragment; plain http only
+/// on loopback, for native apps. Returns where it points, for the policies to judge.
 fn redirect_uri_is_safe(
     field: &ListItem,
     uri: &str,
-    governing: &[&CompiledPolicy],
     found: &mut Vec<Violation>,
-) {
+) -> Option<RedirectTarget> {
     if uri.contains('*') {
         found.push(Violation::fixed(
             field,
             rule::REDIRECT_URI_NO_WILDCARD,
             format!("redirect URI {uri:?} must not contain a wildcard (\"*\")"),
         ));
-        return;
+        return None;
     }
     let url = match Url::parse(uri) {
         Ok(url) if url.has_host() => url,
         Ok(_) => {
+            let message = format!("redirect URI {uri:?} has no host");
             found.push(Violation::fixed(
                 field,
                 rule::REDIRECT_URI_ABSOLUTE,
-                format!("redirect URI {uri:?} has no host"),
+                message,
             ));
-            return;
+            return None;
         }
         Err(error) => {
+            let message = format!("redirect URI {uri:?} is not an absolute URL: {error}");
             found.push(Violation::fixed(
                 field,
                 rule::REDIRECT_URI_ABSOLUTE,
-                format!("redirect URI {uri:?} is not an absolute URL: {error}"),
+                message,
             ));
-            return;
+            return None;
         }
     };
     if url.fragment().is_some() {
@@ -207,22 +259,58 @@ fn redirect_uri_is_safe(
     // The URL parser has already lower-cased the host of http and https URLs.
     let host = url.host_str().unwrap_or_default();
     match url.scheme() {
-        "https" => {
+        "https" => Some(RedirectTarget::Https {
+            host: host.to_owned(),
+        }),
+        "http" if is_loopback(host) => Some(RedirectTarget::LoopbackHttp),
+        _ => {
+            found.push(Violation::fixed(
+                field,
+                rule::REDIRECT_URI_HTTPS,
+                format!("redirect URI {uri:?} must use https (plain http only on a loopback address, for native apps)"),
+            ));
+            None
+        }
+    }
+}
+
+/// Every policy must allow where a redirect URI points: its host, if the policy lists
+/// hosts; loopback http, only if the policy allows it.
+fn redirect_target_is_allowed(
+    client: &AuthClient,
+    item: &ListItem,
+    target: &RedirectTarget,
+    governing: &[&CompiledPolicy],
+    found: &mut Vec<Violation>,
+) {
+    match target {
+        RedirectTarget::Https { host } => {
             for policy in governing.iter().filter(|policy| !policy.allows_host(host)) {
-                let allowed = policy.allowed_hosts.as_deref().unwrap_or_default().join(", ");
+                let allowed = policy
+                    .allowed_hosts
+                    .as_deref()
+                    .unwrap_or_default()
+                    .join(", ");
                 found.push(Violation::of_policy(
-                    field,
+                    item,
                     rule::REDIRECT_URI_HOSTS,
                     &policy.reference,
                     policy.enforcement,
-                    format!("redirect URI host {host:?} is not allowed by policy {} (redirectUris.allowedHosts: {allowed})", policy.reference),
+                    format!(
+                        "redirect URI host {host:?} is not allowed by policy {} (redirectUris.allowedHosts: {allowed})",
+                        policy.reference
+                    ),
                 ));
             }
         }
-        "http" if is_loopback(host) => {
-            for policy in governing.iter().filter(|policy| !policy.allow_loopback_http) {
+        RedirectTarget::LoopbackHttp => {
+            let uri = item.value(client);
+            for policy in governing
+                .iter()
+                .filter(|policy| !policy.allow_loopback_http)
+            {
                 found.push(Violation::of_policy(
-                    field,
+                    item,
                     rule::REDIRECT_URI_LOOPBACK,
                     &policy.reference,
                     policy.enforcement,
@@ -233,11 +321,6 @@ fn redirect_uri_is_safe(
                 ));
             }
         }
-        _ => found.push(Violation::fixed(
-            field,
-            rule::REDIRECT_URI_HTTPS,
-            format!("redirect URI {uri:?} must use https (plain http only on a loopback address, for native apps)"),
-        )),
     }
 }
 
