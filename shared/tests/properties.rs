@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use nauthera_shared::Inventory;
-use nauthera_shared::impact::{ImpactKind, Planner, parse_proposed_policy};
+use nauthera_shared::impact::{ImpactKind, Planner, compare, parse_proposed_policy};
 use nauthera_shared::manifests::parse_documents;
 use nauthera_shared::policy::Compliance;
 use nauthera_shared::resources::{
@@ -322,7 +322,15 @@ proptest! {
                 (true, true) => ImpactKind::Changes,
             };
             prop_assert_eq!(planned, expected, "{}: {:?} → {:?}", old.client, old.compliance, new.compliance);
+            // The planner's shortcuts must say exactly what a full comparison says.
+            if let Some(impact) = plan.clients.iter().find(|c| c.client == old.client) {
+                prop_assert_eq!(impact, &compare(old, new));
+            }
         }
+        let order: Vec<_> = plan.clients.iter().map(|c| (c.kind, c.client.clone())).collect();
+        let mut sorted = order.clone();
+        sorted.sort();
+        prop_assert_eq!(order, sorted, "a plan reads kind by kind, clients by name");
     }
 
     #[test]
