@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Every test of the repository, as CI runs it: formatting, lints, then all test suites.
+# The end-to-end suite against a real cluster runs only when NAUTHERA_E2E_KUBECONFIG is set.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+echo "==> cargo fmt --check"
+cargo fmt --all -- --check
+
+echo "==> cargo clippy (warnings are errors)"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+echo "==> cargo test"
+cargo test --workspace --locked
