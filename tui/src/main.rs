@@ -6,14 +6,43 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use nauthera_tui::run::{Source, run};
 
-/// Nauthera's terminal companion: see which OAuth2/OIDC clients comply with which
-/// AuthPolicies, from a folder of manifests (a GitOps repository) or a cluster.
+/// Nauthera's terminal dashboard: a live tree of AuthServers ▸ the AuthPolicies each
+/// selects ▸ the AuthClients each governs, with compliance at a glance.
+///
+/// With no option it reads the current kubeconfig context and stays live through watches.
+/// With --manifests it reads a folder of manifests (a GitOps repository) and follows
+/// changes on disk; no cluster needed. Press ? inside for every key.
 #[derive(Parser, Debug)]
-#[command(version, about, long_about = None)]
+#[command(
+    version,
+    after_help = "Examples:\n  nauthera-tui --manifests examples/      a folder, no cluster\n  nauthera-tui -A                         the current context, every namespace\n  nauthera-tui --context prod -n shop     one context, one namespace\n  nauthera-tui check examples/            the pull-request gate, no terminal UI"
+)]
 struct Cli {
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
+    /// Read a folder (or file) of manifests instead of a cluster.
+    #[arg(long, value_name = "DIR", conflicts_with = "context")]
+    manifests: Option<PathBuf>,
+    /// The kubeconfig context to read (default: the current one).
+    #[arg(long, value_name = "NAME")]
+    context: Option<String>,
+    /// Show clients of this namespace only (default: the context's namespace; with
+    /// --manifests, all).
+    #[arg(
+        long,
+        short = 'n',
+        value_name = "NAME",
+        conflicts_with = "all_namespaces"
+    )]
+    namespace: Option<String>,
+    /// Show clients of every namespace.
+    #[arg(long, short = 'A')]
+    all_namespaces: bool,
+    /// Write logs to this file (the terminal is for the dashboard).
+    #[arg(long, value_name = "FILE", env = "NAUTHERA_TUI_LOG")]
+    log_file: Option<PathBuf>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -48,6 +77,38 @@ enum Format {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Check { dir, output } => check::run(&dir, output),
+        Some(Command::Check { dir, output }) => check::run(&dir, output),
+        None => match dashboard(cli) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(report) => {
+                eprintln!("Error: {report:?}");
+                ExitCode::from(2)
+            }
+        },
     }
+}
+
+fn dashboard(cli: Cli) -> color_eyre::Result<()> {
+    color_eyre::install()?;
+    if let Some(path) = &cli.log_file {
+        let file = std::fs::File::create(path)?;
+        tracing_subscriber::fmt()
+            .with_writer(std::sync::Mutex::new(file))
+            .with_ansi(false)
+            .with_env_filter(
+                tracing_subscriber::EnvFilter::try_from_default_env()
+                    .unwrap_or_else(|_| "info".into()),
+            )
+            .init();
+    }
+    let source = match cli.manifests {
+        Some(path) => Source::Folder(path),
+        None => Source::Cluster {
+            context: cli.context,
+            namespace: cli.namespace.clone(),
+            all_namespaces: cli.all_namespaces,
+        },
+    };
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(run(source, cli.namespace))
 }

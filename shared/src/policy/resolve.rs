@@ -106,7 +106,7 @@ impl CompiledServer {
     }
 
     /// `Err` holds the sentence explaining why `namespace` is refused.
-    pub(super) fn trusts(&self, namespace: &str, namespace_labels: &Labels) -> Result<(), String> {
+    pub fn trusts(&self, namespace: &str, namespace_labels: &Labels) -> Result<(), String> {
         let refused = |rule: String| {
             Err(format!(
                 "namespace {namespace:?} is not allowed to register clients on AuthServer {} (allowedNamespaces: {rule})",

@@ -73,9 +73,7 @@ impl fmt::Display for ObjectRef {
 pub const DEFAULT_NAMESPACE: &str = "default";
 
 /// The labels of an object, empty when it has none.
-pub(crate) fn labels_of<K: kube::Resource>(
-    object: &K,
-) -> &std::collections::BTreeMap<String, String> {
+pub fn labels_of<K: kube::Resource>(object: &K) -> &std::collections::BTreeMap<String, String> {
     static EMPTY: std::collections::BTreeMap<String, String> = std::collections::BTreeMap::new();
     object.meta().labels.as_ref().unwrap_or(&EMPTY)
 }

@@ -1,0 +1,275 @@
+//! The interactive dashboard: the terminal, the one event loop, and the source beside it.
+
+use std::io::{self, Stdout};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use crossterm::event::{
+    DisableMouseCapture, EnableMouseCapture, Event, EventStream, KeyEventKind, MouseEventKind,
+};
+use crossterm::execute;
+use crossterm::terminal::{
+    EnterAlternateScreen, LeaveAlternateScreen, disable_raw_mode, enable_raw_mode,
+};
+use futures::StreamExt;
+use ratatui::Terminal;
+use ratatui::backend::CrosstermBackend;
+use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
+
+use crate::app::{App, Effect, Message};
+use crate::model::{Snapshot, SourceKind};
+use crate::source::{SourceEvent, cluster, folder};
+use crate::ui;
+
+/// How often change marks are checked for expiry.
+const TICK: Duration = Duration::from_millis(250);
+
+/// What to read, as the command line said.
+pub enum Source {
+    Folder(PathBuf),
+    Cluster {
+        context: Option<String>,
+        /// `None` with `all_namespaces`: every namespace; else the context's own.
+        namespace: Option<String>,
+        all_namespaces: bool,
+    },
+}
+
+/// Keeps a source alive; dropping it stops the source.
+enum Running {
+    /// The watcher stops following the folder when dropped.
+    Folder(#[allow(dead_code)] Option<notify::RecommendedWatcher>),
+    Cluster(tokio::task::JoinHandle<()>),
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Self::Cluster(task) = self {
+            task.abort();
+        }
+    }
+}
+
+/// Runs the dashboard until the user quits. `namespace` scopes the view from the start.
+pub async fn run(source: Source, namespace: Option<String>) -> color_eyre::Result<()> {
+    let (sender, receiver) = unbounded_channel();
+    let (kind, namespace) = match &source {
+        Source::Folder(path) => (SourceKind::Folder(path.clone()), namespace),
+        Source::Cluster {
+            context, namespace, ..
+        } => (
+            SourceKind::Cluster {
+                context: context.clone().unwrap_or_else(|| "(current)".to_owned()),
+            },
+            namespace.clone(),
+        ),
+    };
+    let mut app = App::new(kind, namespace);
+    let mut running = start(&source, &sender, &mut app);
+    let mut terminal = enter()?;
+    let result = event_loop(
+        &mut terminal,
+        &mut app,
+        &source,
+        &sender,
+        receiver,
+        &mut running,
+    )
+    .await;
+    leave();
+    result
+}
+
+fn start(source: &Source, sender: &UnboundedSender<SourceEvent>, app: &mut App) -> Running {
+    match source {
+        Source::Folder(path) => {
+            let watcher = match folder::watch(path.clone(), sender.clone()) {
+                Ok(watcher) => Some(watcher),
+                Err(error) => {
+                    app.message = Some(Message {
+                        text: format!("not following changes on disk: {error}"),
+                        error: true,
+                    });
+                    None
+                }
+            };
+            let (path, sender) = (path.clone(), sender.clone());
+            tokio::task::spawn_blocking(move || {
+                let _ = sender.send(SourceEvent::Snapshot(folder::read(&path)));
+            });
+            Running::Folder(watcher)
+        }
+        Source::Cluster {
+            context,
+            namespace,
+            all_namespaces,
+        } => Running::Cluster(start_cluster(
+            context.clone(),
+            namespace.clone(),
+            *all_namespaces,
+            sender.clone(),
+        )),
+    }
+}
+
+fn start_cluster(
+    context: Option<String>,
+    namespace: Option<String>,
+    all_namespaces: bool,
+    sender: UnboundedSender<SourceEvent>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        match cluster::connect(context.as_deref()).await {
+            Ok(connection) => {
+                let namespace = if all_namespaces {
+                    None
+                } else {
+                    Some(namespace.unwrap_or_else(|| connection.default_namespace.clone()))
+                };
+                let _ = sender.send(SourceEvent::Connected {
+                    context: connection.context.clone(),
+                    default_namespace: namespace.clone().unwrap_or_default(),
+                });
+                // The watch runs until aborted with this task.
+                let _ = cluster::watch(connection.client, namespace, sender).await;
+            }
+            Err(problem) => {
+                let mut snapshot = Snapshot::new(nauthera_shared::Inventory::default(), true);
+                snapshot.problems.push(problem);
+                let _ = sender.send(SourceEvent::Snapshot(snapshot));
+            }
+        }
+    })
+}
+
+async fn event_loop(
+    terminal: &mut Terminal<CrosstermBackend<Stdout>>,
+    app: &mut App,
+    source: &Source,
+    sender: &UnboundedSender<SourceEvent>,
+    mut receiver: UnboundedReceiver<SourceEvent>,
+    running: &mut Running,
+) -> color_eyre::Result<()> {
+    let mut events = EventStream::new();
+    let mut tick = tokio::time::interval(TICK);
+    let mut terminate = terminate_signal()?;
+    let mut context = match source {
+        Source::Cluster { context, .. } => context.clone(),
+        Source::Folder(_) => None,
+    };
+    let mut redraw = true;
+    loop {
+        if redraw {
+            terminal.draw(|frame| ui::draw(frame, app))?;
+            redraw = false;
+        }
+        let effect = tokio::select! {
+            event = events.next() => match event {
+                Some(Ok(Event::Key(key))) if key.kind != KeyEventKind::Release => {
+                    redraw = true;
+                    app.handle_key(key)
+                }
+                Some(Ok(Event::Mouse(mouse))) => {
+                    match mouse.kind {
+                        MouseEventKind::ScrollDown => app.scroll(true),
+                        MouseEventKind::ScrollUp => app.scroll(false),
+                        _ => {}
+                    }
+                    redraw = true;
+                    Effect::None
+                }
+                Some(Ok(Event::Resize(..))) => {
+                    redraw = true;
+                    Effect::None
+                }
+                Some(Ok(_)) => Effect::None,
+                Some(Err(error)) => return Err(error.into()),
+                None => Effect::Quit,
+            },
+            Some(first) = receiver.recv() => {
+                // Take everything already waiting, then draw once.
+                receive(app, first);
+                while let Ok(next) = receiver.try_recv() {
+                    receive(app, next);
+                }
+                redraw = true;
+                Effect::None
+            },
+            _ = tick.tick() => {
+                redraw |= app.expire_marks(Instant::now());
+                Effect::None
+            },
+            _ = tokio::signal::ctrl_c() => Effect::Quit,
+            _ = terminate.recv() => Effect::Quit,
+        };
+        match effect {
+            Effect::None => {}
+            Effect::Quit => return Ok(()),
+            Effect::SwitchContext(new_context) => {
+                context = Some(new_context.clone());
+                app.source = SourceKind::Cluster {
+                    context: new_context,
+                };
+                app.world = None;
+                *running = Running::Cluster(start_cluster(
+                    context.clone(),
+                    app.namespace.clone(),
+                    app.namespace.is_none(),
+                    sender.clone(),
+                ));
+            }
+            Effect::SwitchNamespace(namespace) => {
+                if let Source::Cluster { .. } = source {
+                    *running = Running::Cluster(start_cluster(
+                        context.clone(),
+                        namespace.clone(),
+                        namespace.is_none(),
+                        sender.clone(),
+                    ));
+                }
+            }
+        }
+    }
+}
+
+fn receive(app: &mut App, event: SourceEvent) {
+    match event {
+        SourceEvent::Snapshot(snapshot) => app.apply_snapshot(snapshot, Instant::now()),
+        SourceEvent::Connected {
+            context,
+            default_namespace,
+        } => {
+            app.source = SourceKind::Cluster { context };
+            app.namespace = (!default_namespace.is_empty()).then_some(default_namespace);
+        }
+    }
+}
+
+#[cfg(unix)]
+fn terminate_signal() -> io::Result<tokio::signal::unix::Signal> {
+    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+}
+
+/// Raw mode, the alternate screen and the mouse; a panic hook that gives the terminal
+/// back before the report is printed.
+fn enter() -> io::Result<Terminal<CrosstermBackend<Stdout>>> {
+    let report = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        leave();
+        report(info);
+    }));
+    enable_raw_mode()?;
+    execute!(io::stdout(), EnterAlternateScreen, EnableMouseCapture)?;
+    Terminal::new(CrosstermBackend::new(io::stdout()))
+}
+
+/// Gives the terminal back as it was. Safe to call twice.
+fn leave() {
+    let _ = disable_raw_mode();
+    let _ = execute!(
+        io::stdout(),
+        DisableMouseCapture,
+        LeaveAlternateScreen,
+        crossterm::cursor::Show
+    );
+}

@@ -1,0 +1,201 @@
+//! A cluster as a source: one watch per kind, kept in reflector stores, and a snapshot
+//! sent whenever something changed — no polling. A kind the user may not watch, or a
+//! cluster that cannot be reached, becomes a problem on screen and is retried.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use futures::{StreamExt, stream};
+use k8s_openapi::api::core::v1::Namespace;
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, Client, Config, Resource};
+use nauthera_shared::Inventory;
+use nauthera_shared::resources::{AuthClient, AuthPolicy, AuthServer};
+use serde::de::DeserializeOwned;
+use tokio::sync::mpsc::UnboundedSender;
+use tokio::task::JoinHandle;
+
+use super::SourceEvent;
+use crate::model::Snapshot;
+
+/// Changes are gathered for this long before a snapshot is sent, so a burst of events
+/// (the initial list, an operator updating many statuses) costs one redraw.
+const COALESCE: Duration = Duration::from_millis(100);
+
+/// A cluster to read: the client, and the context's name and default namespace.
+pub struct Connection {
+    pub client: Client,
+    pub context: String,
+    pub default_namespace: String,
+}
+
+/// Connects through the kubeconfig (`KUBECONFIG` or `~/.kube/config`, or the in-cluster
+/// service account), with `context` or the current one.
+pub async fn connect(context: Option<&str>) -> Result<Connection, String> {
+    let options = KubeConfigOptions {
+        context: context.map(str::to_owned),
+        ..KubeConfigOptions::default()
+    };
+    let config = match Config::from_kubeconfig(&options).await {
+        Ok(config) => config,
+        Err(kubeconfig_error) if context.is_none() => Config::incluster().map_err(|_| {
+            format!(
+                "no usable kubeconfig ({kubeconfig_error}); use --manifests DIR to read a folder"
+            )
+        })?,
+        Err(error) => return Err(format!("kubeconfig context {context:?}: {error}")),
+    };
+    let context = context.map_or_else(
+        || {
+            Kubeconfig::read()
+                .ok()
+                .and_then(|config| config.current_context)
+                .unwrap_or_else(|| "in-cluster".to_owned())
+        },
+        str::to_owned,
+    );
+    let default_namespace = config.default_namespace.clone();
+    let client = Client::try_from(config).map_err(|error| format!("cannot connect: {error}"))?;
+    Ok(Connection {
+        client,
+        context,
+        default_namespace,
+    })
+}
+
+/// Which watch reported what.
+enum Update {
+    Changed,
+    Failed(&'static str, String),
+    Recovered(&'static str),
+}
+
+/// Watches servers, policies, namespaces (cluster-wide: they decide every client's fate)
+/// and clients (in `namespace`, or everywhere), sending a snapshot on every change.
+pub fn watch(
+    client: Client,
+    namespace: Option<String>,
+    snapshots: UnboundedSender<SourceEvent>,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let (servers, servers_stream) =
+            reflect::<AuthServer>(Api::all(client.clone()), "authservers");
+        let (policies, policies_stream) =
+            reflect::<AuthPolicy>(Api::all(client.clone()), "authpolicies");
+        let client_api = match &namespace {
+            Some(ns) => Api::namespaced(client.clone(), ns),
+            None => Api::all(client.clone()),
+        };
+        let (clients, clients_stream) = reflect::<AuthClient>(client_api, "authclients");
+        let (namespaces, namespaces_stream) = reflect::<Namespace>(Api::all(client), "namespaces");
+        let mut updates = stream::select_all([
+            servers_stream,
+            policies_stream,
+            clients_stream,
+            namespaces_stream,
+        ]);
+        let mut problems: BTreeMap<&'static str, String> = BTreeMap::new();
+        let mut dirty = false;
+        let mut tick = tokio::time::interval(COALESCE);
+        loop {
+            tokio::select! {
+                update = updates.next() => match update {
+                    Some(Update::Changed) => dirty = true,
+                    Some(Update::Failed(kind, message)) => {
+                        dirty |= problems.insert(kind, message.clone()).as_ref() != Some(&message);
+                    }
+                    Some(Update::Recovered(kind)) => dirty |= problems.remove(kind).is_some(),
+                    None => return,
+                },
+                _ = tick.tick() => {
+                    if dirty {
+                        dirty = false;
+                        let snapshot = snapshot_of(&servers, &policies, &clients, &namespaces, &problems);
+                        if snapshots.send(SourceEvent::Snapshot(snapshot)).is_err() {
+                            return;
+                        }
+                    }
+                }
+            }
+        }
+    })
+}
+
+fn reflect<K>(api: Api<K>, plural: &'static str) -> (Store<K>, stream::BoxStream<'static, Update>)
+where
+    K: Resource<DynamicType = ()>
+        + Clone
+        + DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+{
+    let (store, writer) = reflector::store();
+    let mut failing = false;
+    let updates = watcher(api, watcher::Config::default())
+        .default_backoff()
+        .reflect(writer)
+        .map(move |event| match event {
+            Ok(_) if failing => {
+                failing = false;
+                Update::Recovered(plural)
+            }
+            Ok(_) => Update::Changed,
+            Err(error) => {
+                failing = true;
+                Update::Failed(plural, describe(plural, &error))
+            }
+        })
+        .boxed();
+    (store, updates)
+}
+
+/// A watch error in the words a user can act on.
+fn describe(plural: &str, error: &watcher::Error) -> String {
+    let api_error = match error {
+        watcher::Error::InitialListFailed(kube::Error::Api(response))
+        | watcher::Error::WatchStartFailed(kube::Error::Api(response)) => Some(response),
+        _ => None,
+    };
+    match api_error {
+        Some(response) if response.code == 403 => {
+            format!("cannot watch {plural}: forbidden ({})", response.message)
+        }
+        Some(response) if response.code == 404 => format!(
+            "cannot watch {plural}: the resource is not served (are the Nauthera CRDs installed? kubectl apply -f crds/)"
+        ),
+        _ => format!("cannot watch {plural}: {error} (retrying)"),
+    }
+}
+
+fn snapshot_of(
+    servers: &Store<AuthServer>,
+    policies: &Store<AuthPolicy>,
+    clients: &Store<AuthClient>,
+    namespaces: &Store<Namespace>,
+    problems: &BTreeMap<&'static str, String>,
+) -> Snapshot {
+    let inventory = Inventory {
+        servers: owned(servers),
+        policies: owned(policies),
+        clients: owned(clients),
+        namespaces: namespaces
+            .state()
+            .iter()
+            .filter_map(|ns| {
+                let name = ns.metadata.name.clone()?;
+                Some((name, ns.metadata.labels.clone().unwrap_or_default()))
+            })
+            .collect(),
+    };
+    let mut snapshot = Snapshot::new(inventory, true);
+    snapshot.problems = problems.values().cloned().collect();
+    snapshot
+}
+
+fn owned<K: Resource<DynamicType = ()> + Clone>(store: &Store<K>) -> Vec<K> {
+    store.state().iter().map(|item| K::clone(item)).collect()
+}
