@@ -2,15 +2,15 @@
 //! and nothing else (see `ui`).
 
 use std::collections::{HashMap, HashSet};
-use std::fmt::Write as _;
-use std::hash::{DefaultHasher, Hash, Hasher};
 use std::time::{Duration, Instant};
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
 use crate::filter::Filter;
 use crate::keys::{Command, command_for};
-use crate::model::{Snapshot, SourceKind, World};
+use nauthera_shared::resources::ObjectRef;
+
+use crate::model::{Counts, Snapshot, SourceKind, State, World};
 use crate::tree::{self, Node, NodeId, Row, Target};
 
 /// How long a changed node stays marked.
@@ -69,7 +69,7 @@ pub struct App {
     pub message: Option<Message>,
     /// Nodes that changed in the last snapshot, until when they stay marked.
     pub changed: HashMap<NodeId, Instant>,
-    fingerprints: HashMap<NodeId, u64>,
+    fingerprints: HashMap<NodeId, (State, Counts)>,
     /// Whether the terminal may use colour (`NO_COLOR` unset).
     pub color: bool,
 }
@@ -102,14 +102,24 @@ impl App {
     /// Takes in a new read of the source: rebuilds the tree, keeps the selection on the
     /// same object (wherever it moved), and marks what changed.
     pub fn apply_snapshot(&mut self, snapshot: Snapshot, now: Instant) {
+        self.apply_world(World::new(snapshot), now);
+    }
+
+    /// [`Self::apply_snapshot`] with the evaluation already done, off the UI's thread.
+    pub fn apply_world(&mut self, world: World, now: Instant) {
         let selected = self.selected_row().map(|row| row.id.clone());
-        let first = self.world.is_none();
-        self.world = Some(World::new(snapshot));
+        let edited = self
+            .world
+            .as_ref()
+            .map(|before| edited_clients(before, &world));
+        self.world = Some(world);
         self.rebuild();
         let fingerprints = self.fingerprint_nodes();
-        if !first {
+        if let Some(edited) = edited {
             for (id, print) in &fingerprints {
-                if self.fingerprints.get(id) != Some(print) {
+                let edited_client =
+                    matches!(id, NodeId::Client(_, client) if edited.contains(client));
+                if edited_client || self.fingerprints.get(id) != Some(print) {
                     self.changed.insert(id.clone(), now + CHANGE_MARK);
                 }
             }
@@ -421,30 +431,41 @@ impl App {
         }
     }
 
-    fn fingerprint_nodes(&self) -> HashMap<NodeId, u64> {
+    /// What each node shows at a glance: a node is marked when this changes.
+    fn fingerprint_nodes(&self) -> HashMap<NodeId, (State, Counts)> {
         let mut prints = HashMap::new();
-        let Some(world) = &self.world else {
-            return prints;
-        };
         let mut stack: Vec<&Node> = self.nodes.iter().collect();
         while let Some(node) = stack.pop() {
-            let mut hasher = DefaultHasher::new();
-            (&node.label, node.state, node.counts).hash(&mut hasher);
-            if let Target::Client(index) = node.target {
-                let client = &world.inventory().clients[index];
-                let mut text = String::new();
-                let _ = write!(
-                    text,
-                    "{:?}{:?}{:?}",
-                    client.spec, client.status, world.evaluations[index]
-                );
-                text.hash(&mut hasher);
-            }
-            prints.insert(node.id.clone(), hasher.finish());
+            prints.insert(node.id.clone(), (node.state, node.counts));
             stack.extend(&node.children);
         }
         prints
     }
+}
+
+/// Clients whose spec, status or evaluation differ between two worlds (new ones included).
+fn edited_clients(before: &World, after: &World) -> HashSet<ObjectRef> {
+    let earlier: HashMap<&ObjectRef, usize> = before
+        .evaluations
+        .iter()
+        .enumerate()
+        .map(|(index, evaluation)| (&evaluation.client, index))
+        .collect();
+    let clients = &after.inventory().clients;
+    after
+        .evaluations
+        .iter()
+        .enumerate()
+        .filter(|(index, evaluation)| {
+            earlier.get(&evaluation.client).is_none_or(|&old| {
+                let (old_client, new_client) = (&before.inventory().clients[old], &clients[*index]);
+                old_client.spec != new_client.spec
+                    || old_client.status != new_client.status
+                    || before.evaluations[old] != **evaluation
+            })
+        })
+        .map(|(_, evaluation)| evaluation.client.clone())
+        .collect()
 }
 
 /// The ids from the top of the tree down to the first node `wanted` accepts.

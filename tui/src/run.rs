@@ -95,7 +95,7 @@ fn start(source: &Source, sender: &UnboundedSender<SourceEvent>, app: &mut App) 
             };
             let (path, sender) = (path.clone(), sender.clone());
             tokio::task::spawn_blocking(move || {
-                let _ = sender.send(SourceEvent::Snapshot(folder::read(&path)));
+                let _ = sender.send(SourceEvent::read(folder::read(&path)));
             });
             Running::Folder(watcher)
         }
@@ -136,7 +136,7 @@ fn start_cluster(
             Err(problem) => {
                 let mut snapshot = Snapshot::new(nauthera_shared::Inventory::default(), true);
                 snapshot.problems.push(problem);
-                let _ = sender.send(SourceEvent::Snapshot(snapshot));
+                let _ = sender.send(SourceEvent::read(snapshot));
             }
         }
     })
@@ -234,7 +234,7 @@ async fn event_loop(
 
 fn receive(app: &mut App, event: SourceEvent) {
     match event {
-        SourceEvent::Snapshot(snapshot) => app.apply_snapshot(snapshot, Instant::now()),
+        SourceEvent::Read(world) => app.apply_world(*world, Instant::now()),
         SourceEvent::Connected {
             context,
             default_namespace,

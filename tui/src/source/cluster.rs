@@ -113,7 +113,9 @@ pub fn watch(
                     if dirty {
                         dirty = false;
                         let snapshot = snapshot_of(&servers, &policies, &clients, &namespaces, &problems);
-                        if snapshots.send(SourceEvent::Snapshot(snapshot)).is_err() {
+                        let event = tokio::task::spawn_blocking(move || SourceEvent::read(snapshot)).await;
+                        let sent = event.is_ok_and(|event| snapshots.send(event).is_ok());
+                        if !sent {
                             return;
                         }
                     }

@@ -66,7 +66,7 @@ pub fn watch(
             while changes.recv().is_ok() {
                 // Let the burst finish, then read once.
                 while changes.recv_timeout(SETTLE).is_ok() {}
-                if snapshots.send(SourceEvent::Snapshot(read(&path))).is_err() {
+                if snapshots.send(SourceEvent::read(read(&path))).is_err() {
                     return;
                 }
             }

@@ -5,14 +5,21 @@
 pub mod cluster;
 pub mod folder;
 
-use crate::model::Snapshot;
+use crate::model::World;
 
 pub enum SourceEvent {
-    /// A whole new read of the source.
-    Snapshot(Snapshot),
+    /// A whole new read of the source, evaluated by the source's own thread so the UI
+    /// never waits for the engine.
+    Read(Box<World>),
     /// The cluster source connected: which context it reads, and that context's namespace.
     Connected {
         context: String,
         default_namespace: String,
     },
+}
+
+impl SourceEvent {
+    pub fn read(snapshot: crate::model::Snapshot) -> Self {
+        Self::Read(Box::new(World::new(snapshot)))
+    }
 }
