@@ -5,6 +5,7 @@ pub mod app;
 pub mod filter;
 pub mod keys;
 pub mod model;
+pub mod preview;
 pub mod run;
 pub mod source;
 pub mod tree;

@@ -1,11 +1,13 @@
 //! `nauthera-tui`: Nauthera's terminal dashboard and its headless checks.
 
 mod check;
+mod preview_command;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use nauthera_tui::preview::Format as PlanFormat;
 use nauthera_tui::run::{Source, run};
 
 /// Nauthera's terminal dashboard: a live tree of AuthServers ▸ the AuthPolicies each
@@ -64,6 +66,47 @@ enum Command {
         #[arg(long, short, value_enum, default_value_t = Format::Text)]
         output: Format,
     },
+    /// Preview what a proposed AuthPolicy would do to every client, before it is applied.
+    ///
+    /// Reads the policy from FILE (one AuthPolicy document), the current objects from a
+    /// folder or a cluster, and lists the clients that would break (-), be fixed (+) or
+    /// change settings (~). Exits 0 when no client breaks, 1 when some client would become
+    /// non-compliant, 2 on errors (the `kubectl diff` convention).
+    #[command(
+        after_help = "Examples:\n  nauthera-tui preview --policy web-apps-policy.yaml --manifests gitops/\n  nauthera-tui preview --policy web-apps-policy.yaml --context prod --output markdown > comment.md"
+    )]
+    Preview {
+        /// The proposed AuthPolicy.
+        #[arg(long, value_name = "FILE")]
+        policy: PathBuf,
+        #[command(flatten)]
+        source: PreviewSource,
+        /// Output format.
+        #[arg(long, short, value_enum, default_value_t = PreviewFormat::Text)]
+        output: PreviewFormat,
+    },
+}
+
+/// Where a preview reads the current objects from.
+#[derive(clap::Args, Debug)]
+#[group(required = true, multiple = false)]
+struct PreviewSource {
+    /// A folder (or file) of manifests: the GitOps repository the policy belongs to.
+    #[arg(long, value_name = "DIR")]
+    manifests: Option<PathBuf>,
+    /// A kubeconfig context: the cluster as it is now.
+    #[arg(long, value_name = "NAME")]
+    context: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum PreviewFormat {
+    /// For people and CI logs, in the spirit of `terraform plan`.
+    Text,
+    /// Ready to post as a pull-request comment.
+    Markdown,
+    /// For tools.
+    Json,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -78,6 +121,20 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Some(Command::Check { dir, output }) => check::run(&dir, output),
+        Some(Command::Preview {
+            policy,
+            source,
+            output,
+        }) => preview_command::run(
+            &policy,
+            source.manifests.as_deref(),
+            source.context.as_deref(),
+            match output {
+                PreviewFormat::Text => PlanFormat::Text,
+                PreviewFormat::Markdown => PlanFormat::Markdown,
+                PreviewFormat::Json => PlanFormat::Json,
+            },
+        ),
         None => match dashboard(cli) {
             Ok(()) => ExitCode::SUCCESS,
             Err(report) => {

@@ -157,20 +157,61 @@ where
 
 /// A watch error in the words a user can act on.
 fn describe(plural: &str, error: &watcher::Error) -> String {
-    let api_error = match error {
-        watcher::Error::InitialListFailed(kube::Error::Api(response))
-        | watcher::Error::WatchStartFailed(kube::Error::Api(response)) => Some(response),
-        _ => None,
-    };
-    match api_error {
-        Some(response) if response.code == 403 => {
-            format!("cannot watch {plural}: forbidden ({})", response.message)
+    match error {
+        watcher::Error::InitialListFailed(error) | watcher::Error::WatchStartFailed(error) => {
+            describe_api(plural, "watch", error)
         }
-        Some(response) if response.code == 404 => format!(
-            "cannot watch {plural}: the resource is not served (are the Nauthera CRDs installed? kubectl apply -f crds/)"
-        ),
         _ => format!("cannot watch {plural}: {error} (retrying)"),
     }
+}
+
+/// An API error in the words a user can act on: forbidden, not installed, or as it came.
+fn describe_api(plural: &str, verb: &str, error: &kube::Error) -> String {
+    match error {
+        kube::Error::Api(response) if response.code == 403 => {
+            format!("cannot {verb} {plural}: forbidden ({})", response.message)
+        }
+        kube::Error::Api(response) if response.code == 404 => format!(
+            "cannot {verb} {plural}: the resource is not served (are the Nauthera CRDs installed? kubectl apply -f crds/)"
+        ),
+        other => format!("cannot {verb} {plural}: {other}"),
+    }
+}
+
+/// Reads every server, policy, client and namespace once, for a preview. Namespaces the
+/// user may not list are a warning (trust by namespace labels cannot be judged), the rest
+/// an error.
+pub async fn list_inventory(client: Client) -> Result<(Inventory, Vec<String>), String> {
+    async fn all<K>(client: &Client, plural: &str) -> Result<Vec<K>, String>
+    where
+        K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug,
+    {
+        Api::<K>::all(client.clone())
+            .list(&kube::api::ListParams::default())
+            .await
+            .map(|list| list.items)
+            .map_err(|error| describe_api(plural, "list", &error))
+    }
+    let mut warnings = Vec::new();
+    let namespaces = match all::<Namespace>(&client, "namespaces").await {
+        Ok(namespaces) => namespaces
+            .into_iter()
+            .filter_map(|ns| Some((ns.metadata.name?, ns.metadata.labels.unwrap_or_default())))
+            .collect(),
+        Err(problem) => {
+            warnings.push(format!(
+                "{problem}; servers that trust namespaces by label will refuse every client"
+            ));
+            BTreeMap::new()
+        }
+    };
+    let inventory = Inventory {
+        servers: all(&client, "authservers").await?,
+        policies: all(&client, "authpolicies").await?,
+        clients: all(&client, "authclients").await?,
+        namespaces,
+    };
+    Ok((inventory, warnings))
 }
 
 fn snapshot_of(
