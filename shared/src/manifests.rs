@@ -244,6 +244,14 @@ pub fn parse_documents(text: &str, file: &Path) -> Parsed {
 /// Splits a YAML stream at `---` lines. Returns each document's 1-based first line (the
 /// line after the marker) and its text.
 fn split_documents(text: &str) -> Vec<(usize, &str)> {
+    document_ranges(text)
+        .into_iter()
+        .map(|(line, range)| (line, &text[range]))
+        .collect()
+}
+
+/// Each document's first line and byte range, numbered as [`Origin::document`] numbers them.
+fn document_ranges(text: &str) -> Vec<(usize, std::ops::Range<usize>)> {
     let mut documents = Vec::new();
     let mut start_offset = 0;
     let mut start_line = 1;
@@ -252,14 +260,38 @@ fn split_documents(text: &str) -> Vec<(usize, &str)> {
         let is_marker =
             line.starts_with("---") && line[3..].chars().next().is_none_or(char::is_whitespace);
         if is_marker {
-            documents.push((start_line, &text[start_offset..offset]));
+            documents.push((start_line, start_offset..offset));
             start_offset = offset + line.len();
             start_line = index + 2;
         }
         offset += line.len();
     }
-    documents.push((start_line, &text[start_offset..]));
+    documents.push((start_line, start_offset..text.len()));
     documents
+}
+
+/// The text of document `index` of a file, comments included, as the loader numbered it.
+pub fn document_text(text: &str, index: usize) -> Option<&str> {
+    document_ranges(text)
+        .get(index)
+        .map(|(_, range)| &text[range.clone()])
+}
+
+/// `text` with document `index` replaced by `replacement`, every other byte (other
+/// documents, their comments, the markers) kept as it was.
+pub fn replace_document(text: &str, index: usize, replacement: &str) -> Option<String> {
+    let ranges = document_ranges(text);
+    let (_, range) = ranges.get(index)?;
+    let mut replacement = replacement.to_owned();
+    // A document followed by a marker must end its last line before it.
+    if index + 1 < ranges.len() && !replacement.ends_with('\n') {
+        replacement.push('\n');
+    }
+    let mut result = String::with_capacity(text.len() + replacement.len());
+    result.push_str(&text[..range.start]);
+    result.push_str(&replacement);
+    result.push_str(&text[range.end..]);
+    Some(result)
 }
 
 /// An object-level failure, with the location inside its document when known.
@@ -424,6 +456,34 @@ pub(crate) fn yaml_error_message(error: &serde_yaml_ng::Error, first_line: usize
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const THREE_DOCUMENTS: &str = "# the team's clients\napiVersion: v1\nkind: A # first\n---\n# second, with a comment\nkind: B\n--- # a marker with a comment\nkind: C\n";
+
+    #[test]
+    fn documents_are_read_back_as_written() {
+        assert_eq!(
+            document_text(THREE_DOCUMENTS, 0),
+            Some("# the team's clients\napiVersion: v1\nkind: A # first\n")
+        );
+        assert_eq!(
+            document_text(THREE_DOCUMENTS, 1),
+            Some("# second, with a comment\nkind: B\n")
+        );
+        assert_eq!(document_text(THREE_DOCUMENTS, 2), Some("kind: C\n"));
+        assert_eq!(document_text(THREE_DOCUMENTS, 3), None);
+    }
+
+    #[test]
+    fn replacing_a_document_keeps_every_other_byte() {
+        let replaced = replace_document(THREE_DOCUMENTS, 1, "# edited\nkind: B2").unwrap();
+        assert_eq!(
+            replaced,
+            "# the team's clients\napiVersion: v1\nkind: A # first\n---\n# edited\nkind: B2\n--- # a marker with a comment\nkind: C\n"
+        );
+        let last = replace_document(THREE_DOCUMENTS, 2, "kind: C2\n").unwrap();
+        assert!(last.ends_with("--- # a marker with a comment\nkind: C2\n"));
+        assert_eq!(replace_document(THREE_DOCUMENTS, 5, "x"), None);
+    }
 
     #[test]
     fn splits_documents_and_keeps_line_numbers() {

@@ -17,6 +17,7 @@ pub enum Command {
     Filter,
     CommandLine,
     Yaml,
+    Edit,
     Help,
     Back,
     Quit,
@@ -116,6 +117,13 @@ pub const BINDINGS: &[Binding] = &[
         command: Command::Yaml,
         help: "show the selected object's YAML",
         hint: Some("y yaml"),
+    },
+    Binding {
+        keys: "e",
+        codes: &[KeyCode::Char('e')],
+        command: Command::Edit,
+        help: "edit the selected policy, with a live blast-radius preview",
+        hint: Some("e edit"),
     },
     Binding {
         keys: "esc",

@@ -2,6 +2,7 @@
 //! and benchmarks can drive them. The binary (`main.rs`) is a thin shell.
 
 pub mod app;
+pub mod editor;
 pub mod filter;
 pub mod keys;
 pub mod model;

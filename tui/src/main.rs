@@ -42,6 +42,9 @@ struct Cli {
     /// Show clients of every namespace.
     #[arg(long, short = 'A')]
     all_namespaces: bool,
+    /// Browse and preview only: the policy editor refuses to commit.
+    #[arg(long)]
+    readonly: bool,
     /// Write logs to this file (the terminal is for the dashboard).
     #[arg(long, value_name = "FILE", env = "NAUTHERA_TUI_LOG")]
     log_file: Option<PathBuf>,
@@ -167,5 +170,5 @@ fn dashboard(cli: Cli) -> color_eyre::Result<()> {
         },
     };
     let runtime = tokio::runtime::Runtime::new()?;
-    runtime.block_on(run(source, cli.namespace))
+    runtime.block_on(run(source, cli.namespace, cli.readonly))
 }

@@ -17,6 +17,8 @@ use ratatui::backend::CrosstermBackend;
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 
 use crate::app::{App, Effect, Message};
+use crate::editor::commit::{self, CommitError};
+use crate::editor::{CommitRequest, CommitTarget, PlanRequest, PlanResult};
 use crate::model::{Snapshot, SourceKind};
 use crate::source::{SourceEvent, cluster, folder};
 use crate::ui;
@@ -51,7 +53,12 @@ impl Drop for Running {
 }
 
 /// Runs the dashboard until the user quits. `namespace` scopes the view from the start.
-pub async fn run(source: Source, namespace: Option<String>) -> color_eyre::Result<()> {
+/// With `readonly`, the editor previews but never commits.
+pub async fn run(
+    source: Source,
+    namespace: Option<String>,
+    readonly: bool,
+) -> color_eyre::Result<()> {
     let (sender, receiver) = unbounded_channel();
     let (kind, namespace) = match &source {
         Source::Folder(path) => (SourceKind::Folder(path.clone()), namespace),
@@ -65,6 +72,7 @@ pub async fn run(source: Source, namespace: Option<String>) -> color_eyre::Resul
         ),
     };
     let mut app = App::new(kind, namespace);
+    app.readonly = readonly;
     let mut running = start(&source, &sender, &mut app);
     let mut terminal = enter()?;
     let result = event_loop(
@@ -157,6 +165,8 @@ async fn event_loop(
         Source::Cluster { context, .. } => context.clone(),
         Source::Folder(_) => None,
     };
+    let (plans_to_make, mut plans_made) = planner_worker();
+    let (commits_done, mut commit_results) = unbounded_channel();
     let mut redraw = true;
     loop {
         if redraw {
@@ -195,6 +205,16 @@ async fn event_loop(
                 redraw = true;
                 Effect::None
             },
+            Some(plan) = plans_made.recv() => {
+                app.plan_ready(plan);
+                redraw = true;
+                Effect::None
+            },
+            Some(result) = commit_results.recv() => {
+                app.commit_finished(result);
+                redraw = true;
+                Effect::None
+            },
             _ = tick.tick() => {
                 redraw |= app.expire_marks(Instant::now());
                 Effect::None
@@ -203,6 +223,12 @@ async fn event_loop(
             _ = terminate.recv() => Effect::Quit,
         };
         match effect {
+            Effect::Plan(request) => {
+                let _ = plans_to_make.send(request);
+            }
+            Effect::Commit(request) => {
+                spawn_commit(request, commits_done.clone());
+            }
             Effect::None => {}
             Effect::Quit => return Ok(()),
             Effect::SwitchContext(new_context) => {
@@ -230,6 +256,48 @@ async fn event_loop(
             }
         }
     }
+}
+
+/// Plans the editor's text on a thread of its own, always the newest text first: typing
+/// never waits, and a burst of keystrokes costs one plan.
+fn planner_worker() -> (
+    std::sync::mpsc::Sender<PlanRequest>,
+    UnboundedReceiver<PlanResult>,
+) {
+    let (requests, incoming) = std::sync::mpsc::channel::<PlanRequest>();
+    let (results, outgoing) = unbounded_channel();
+    std::thread::Builder::new()
+        .name("planner".to_owned())
+        .spawn(move || {
+            while let Ok(mut request) = incoming.recv() {
+                while let Ok(newer) = incoming.try_recv() {
+                    request = newer;
+                }
+                if results.send(request.plan()).is_err() {
+                    return;
+                }
+            }
+        })
+        .expect("a thread for the planner");
+    (requests, outgoing)
+}
+
+fn spawn_commit(request: CommitRequest, done: UnboundedSender<Result<String, CommitError>>) {
+    tokio::spawn(async move {
+        let result = match &request.target {
+            CommitTarget::Folder { .. } => {
+                let request = request.clone();
+                tokio::task::spawn_blocking(move || commit::to_folder(&request))
+                    .await
+                    .unwrap_or_else(|error| Err(CommitError::Refused(error.to_string())))
+            }
+            CommitTarget::Cluster { context, .. } => match cluster::connect(Some(context)).await {
+                Ok(connection) => commit::to_cluster(connection.client, &request).await,
+                Err(problem) => Err(CommitError::Refused(problem)),
+            },
+        };
+        let _ = done.send(result);
+    });
 }
 
 fn receive(app: &mut App, event: SourceEvent) {

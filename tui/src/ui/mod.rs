@@ -2,6 +2,7 @@
 //! tree's scroll offset.
 
 mod detail;
+mod editor;
 mod overlays;
 mod theme;
 mod tree;
@@ -25,6 +26,13 @@ pub fn draw(frame: &mut Frame, app: &App) {
         Constraint::Length(1),
     ])
     .areas(frame.area());
+    if let (Mode::Editor, Some(open)) = (&app.mode, &app.editor) {
+        let [editing, _] =
+            Layout::vertical([Constraint::Min(3), Constraint::Length(1)]).areas(frame.area());
+        editor::draw(frame, editing, open, theme);
+        frame.render_widget(Paragraph::new(status_line(app, theme)), hints);
+        return;
+    }
     // Side by side; the tree's rows carry their counts, the detail wraps its sentences.
     let [tree_area, detail_area] =
         Layout::horizontal([Constraint::Percentage(55), Constraint::Percentage(45)]).areas(main);
