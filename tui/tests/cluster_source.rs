@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc::unbounded_channel;
 use tower_test::mock;
 
-fn list(kind: &str, items: Value) -> Value {
+fn list(kind: &str, items: &Value) -> Value {
     json!({"kind": format!("{kind}List"), "apiVersion": "v1", "metadata": {"resourceVersion": "100"}, "items": items})
 }
 
