@@ -44,7 +44,7 @@ async fn api_server(mut handle: mock::Handle<Request<Body>, Response<Body>>) {
                 StatusCode::OK,
                 list(
                     "AuthServer",
-                    json!([{
+                    &json!([{
                         "apiVersion": "auth.nauthera.io/v1alpha1", "kind": "AuthServer",
                         "metadata": {"name": "production-server", "namespace": "security", "resourceVersion": "7"},
                         "spec": {"issuerUrl": "https://auth.example.com", "provider": {"type": "DynamicClientRegistration"}}
@@ -56,7 +56,7 @@ async fn api_server(mut handle: mock::Handle<Request<Body>, Response<Body>>) {
                 StatusCode::OK,
                 list(
                     "AuthClient",
-                    json!([{
+                    &json!([{
                         "apiVersion": "auth.nauthera.io/v1alpha1", "kind": "AuthClient",
                         "metadata": {"name": "my-webapp", "namespace": "my-app-dev", "resourceVersion": "9"},
                         "spec": {"displayName": "My web app", "authServerRef": {"name": "production-server", "namespace": "security"},
@@ -69,7 +69,7 @@ async fn api_server(mut handle: mock::Handle<Request<Body>, Response<Body>>) {
                 StatusCode::OK,
                 list(
                     "Namespace",
-                    json!([{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "my-app-dev", "labels": {"team": "web"}}}]),
+                    &json!([{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "my-app-dev", "labels": {"team": "web"}}}]),
                 ),
             )
         } else {
