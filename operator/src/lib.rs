@@ -1,0 +1,3 @@
+//! `nauthera-operator`'s parts, as a library so tests can drive them.
+
+pub mod provider;
