@@ -1,3 +1,12 @@
 //! `nauthera-operator`'s parts, as a library so tests can drive them.
 
+pub mod context;
+pub mod controller;
+pub mod error;
+pub mod metrics;
 pub mod provider;
+pub mod reconcile;
+pub mod secrets;
+pub mod status;
+
+pub use error::Error;

@@ -70,6 +70,19 @@ impl DcrDriver {
     }
 }
 
+impl DcrDriver {
+    /// A driver for registrations already made: RFC 7592 calls go to each registration's
+    /// own URI with its own token, so no discovery and no initial access token are needed.
+    /// It cannot register.
+    pub fn for_registrations() -> Result<Self, ProviderError> {
+        Ok(Self {
+            http: http_client()?,
+            registration_endpoint: String::new(),
+            initial_access_token: None,
+        })
+    }
+}
+
 pub fn http_client() -> Result<reqwest::Client, ProviderError> {
     reqwest::Client::builder()
         .timeout(TIMEOUT)
@@ -174,6 +187,11 @@ fn failure(status: StatusCode, body: &[u8], token: &'static str) -> ProviderErro
 
 impl ProviderDriver for DcrDriver {
     async fn register(&self, metadata: &ClientMetadata) -> Result<Registration, ProviderError> {
+        if self.registration_endpoint.is_empty() {
+            return Err(ProviderError::Protocol(
+                "this driver manages existing registrations only".to_owned(),
+            ));
+        }
         let mut request = self.http.post(&self.registration_endpoint).json(metadata);
         if let Some(token) = &self.initial_access_token {
             request = request.bearer_auth(token.expose_secret());
