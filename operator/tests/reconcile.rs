@@ -1,0 +1,560 @@
+//! Reconciling AuthClients at the level of the Kubernetes API contract: kube's mock
+//! service stands in for the API server and checks every request, in order; the OIDC
+//! provider is a real one on loopback. Which requests are sent for create, unchanged,
+//! policy change, non-compliant, deprovisioning, delete and a provider outage.
+
+mod common;
+
+use std::sync::Arc;
+
+use common::{INITIAL_ACCESS_TOKEN, TestProvider};
+use http::{Method, Request, Response};
+use k8s_openapi::api::core::v1::Namespace;
+use kube::Client;
+use kube::client::Body;
+use kube::runtime::controller::Action;
+use kube::runtime::reflector::{self, store::Writer};
+use kube::runtime::watcher;
+use nauthera_operator::context::Context;
+use nauthera_operator::reconcile::{FINALIZER, reconcile};
+use nauthera_shared::resources::{AuthClient, AuthClientStatus, AuthPolicy, AuthServer};
+use serde_json::{Value, json};
+use tokio::task::JoinHandle;
+use tower_test::mock;
+
+const OPERATOR_NAMESPACE: &str = "nauthera-system";
+const UID: &str = "6f1c1c6e-0000-4000-8000-000000000001";
+
+fn server(issuer: &str) -> AuthServer {
+    serde_json::from_value(json!({
+        "apiVersion": "auth.nauthera.io/v1alpha1", "kind": "AuthServer",
+        "metadata": {"name": "production-server", "namespace": "security"},
+        "spec": {
+            "issuerUrl": issuer,
+            "provider": {"type": "DynamicClientRegistration", "initialAccessTokenSecretRef": {"name": "dcr-initial-token", "key": "token"}},
+            "policySelector": {"matchLabels": {"env": "prod"}},
+            "allowedNamespaces": {"from": "All"}
+        }
+    }))
+    .unwrap()
+}
+
+fn policy(ttl: &str) -> AuthPolicy {
+    serde_json::from_value(json!({
+        "apiVersion": "auth.nauthera.io/v1alpha1", "kind": "AuthPolicy",
+        "metadata": {"name": "backend-services-policy", "namespace": "security", "labels": {"env": "prod"}},
+        "spec": {"token": {"accessTokenTTL": ttl}, "allowedGrantTypes": ["client_credentials"], "allowedScopes": ["api:read", "api:write"]}
+    }))
+    .unwrap()
+}
+
+fn client(scopes: &[&str]) -> AuthClient {
+    serde_json::from_value(json!({
+        "apiVersion": "auth.nauthera.io/v1alpha1", "kind": "AuthClient",
+        "metadata": {"name": "order-service", "namespace": "shop", "uid": UID, "generation": 1, "finalizers": [FINALIZER]},
+        "spec": {
+            "displayName": "Order service",
+            "authServerRef": {"name": "production-server", "namespace": "security"},
+            "grantTypes": ["client_credentials"],
+            "scopes": scopes
+        }
+    }))
+    .unwrap()
+}
+
+fn ready<K: kube::Resource<DynamicType = ()> + Clone>(writer: &mut Writer<K>, objects: Vec<K>) {
+    writer.apply_watcher_event(&watcher::Event::Init);
+    for object in objects {
+        writer.apply_watcher_event(&watcher::Event::InitApply(object));
+    }
+    writer.apply_watcher_event(&watcher::Event::InitDone);
+}
+
+/// One expected request: method, path, and the answer.
+struct Expect {
+    method: Method,
+    path: String,
+    status: u16,
+    answer: Value,
+}
+
+fn expect(method: Method, path: &str, status: u16, answer: Value) -> Expect {
+    Expect {
+        method,
+        path: path.to_owned(),
+        status,
+        answer,
+    }
+}
+
+fn not_found() -> Value {
+    json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "NotFound", "code": 404, "message": "not found"})
+}
+
+/// A mock API server that checks each request against `script`, in order, answers it,
+/// and returns the bodies it received. A request beyond the script fails the test.
+fn api_server(script: Vec<Expect>) -> (Client, JoinHandle<Vec<(String, Value)>>) {
+    let (service, mut handle) = mock::pair::<Request<Body>, Response<Body>>();
+    let task = tokio::spawn(async move {
+        let mut received = Vec::new();
+        for step in script {
+            let (request, respond) = handle.next_request().await.unwrap_or_else(|| {
+                panic!(
+                    "expected {} {}, but no more requests came",
+                    step.method, step.path
+                )
+            });
+            let path = request.uri().path().to_owned();
+            assert_eq!(
+                (request.method().clone(), path.clone()),
+                (step.method.clone(), step.path.clone()),
+                "request {}",
+                received.len() + 1
+            );
+            let bytes = request.into_body().collect_bytes().await.unwrap();
+            let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+            received.push((format!("{} {path}", step.method), body));
+            respond.send_response(
+                Response::builder()
+                    .status(step.status)
+                    .body(Body::from(serde_json::to_vec(&step.answer).unwrap()))
+                    .unwrap(),
+            );
+        }
+        if let Some((request, _)) = handle.next_request().await {
+            panic!(
+                "unexpected request: {} {}",
+                request.method(),
+                request.uri().path()
+            );
+        }
+        received
+    });
+    (Client::new(service, "default"), task)
+}
+
+fn context(client: Client, issuer: &str, policy: AuthPolicy) -> Arc<Context> {
+    let (servers, mut servers_writer) = reflector::store();
+    let (policies, mut policies_writer) = reflector::store();
+    let (namespaces, mut namespaces_writer) = reflector::store::<Namespace>();
+    ready(&mut servers_writer, vec![server(issuer)]);
+    ready(&mut policies_writer, vec![policy]);
+    ready(&mut namespaces_writer, Vec::new());
+    // The writers must outlive the test's reconciles for the stores to stay ready.
+    std::mem::forget((servers_writer, policies_writer, namespaces_writer));
+    Arc::new(Context::new(
+        client,
+        servers,
+        policies,
+        namespaces,
+        OPERATOR_NAMESPACE.to_owned(),
+    ))
+}
+
+const REGISTRATION: &str = "/api/v1/namespaces/nauthera-system/secrets/nauthera-registration-6f1c1c6e-0000-4000-8000-000000000001";
+const INITIAL_TOKEN: &str = "/api/v1/namespaces/security/secrets/dcr-initial-token";
+const CREDENTIALS: &str = "/api/v1/namespaces/shop/secrets/order-service-client-secret";
+const STATUS: &str =
+    "/apis/auth.nauthera.io/v1alpha1/namespaces/shop/authclients/order-service/status";
+const OBJECT: &str = "/apis/auth.nauthera.io/v1alpha1/namespaces/shop/authclients/order-service";
+const EVENTS: &str = "/apis/events.k8s.io/v1/namespaces/shop/events";
+
+fn initial_token_secret() -> Value {
+    let token = base64(INITIAL_ACCESS_TOKEN);
+    json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "dcr-initial-token", "namespace": "security"}, "data": {"token": token}})
+}
+
+fn base64(text: &str) -> String {
+    serde_json::to_value(k8s_openapi::ByteString(text.as_bytes().to_vec()))
+        .unwrap()
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+fn decoded(secret: &Value, key: &str) -> String {
+    let bytes: k8s_openapi::ByteString =
+        serde_json::from_value(secret["data"][key].clone()).unwrap();
+    String::from_utf8(bytes.0).unwrap()
+}
+
+/// What a first reconcile of a compliant client sends, and what it leaves behind.
+struct Provisioned {
+    registration: Value,
+    credentials: Value,
+    status: AuthClientStatus,
+}
+
+async fn provision(provider: &TestProvider) -> Provisioned {
+    let (kube, server) = api_server(vec![
+        expect(Method::GET, REGISTRATION, 404, not_found()),
+        expect(Method::GET, INITIAL_TOKEN, 200, initial_token_secret()),
+        expect(
+            Method::PATCH,
+            REGISTRATION,
+            200,
+            json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "x"}}),
+        ),
+        expect(Method::POST, EVENTS, 201, json!({})),
+        expect(Method::GET, CREDENTIALS, 404, not_found()),
+        expect(
+            Method::PATCH,
+            CREDENTIALS,
+            200,
+            json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "x"}}),
+        ),
+        expect(
+            Method::PATCH,
+            STATUS,
+            200,
+            serde_json::to_value(client(&["api:read"])).unwrap(),
+        ),
+        expect(Method::POST, EVENTS, 201, json!({})),
+    ]);
+    let ctx = context(kube, &provider.issuer, policy("15m"));
+    let action = reconcile(Arc::new(client(&["api:read"])), ctx)
+        .await
+        .expect("reconciled");
+    assert_eq!(
+        action,
+        Action::requeue(std::time::Duration::from_secs(3600))
+    );
+    let received = server.await.unwrap();
+    let body = |index: usize| received[index].1.clone();
+    let status: AuthClientStatus = serde_json::from_value(body(6)["status"].clone()).unwrap();
+    Provisioned {
+        registration: body(2),
+        credentials: body(5),
+        status,
+    }
+}
+
+#[tokio::test]
+async fn a_compliant_client_is_registered_and_gets_working_credentials() {
+    let provider = TestProvider::start();
+    let done = provision(&provider).await;
+
+    let credentials = &done.credentials;
+    assert_eq!(
+        credentials["metadata"]["ownerReferences"][0]["uid"], UID,
+        "owned by the AuthClient"
+    );
+    let client_id = decoded(credentials, "client_id");
+    let secret = decoded(credentials, "client_secret");
+    assert_eq!(decoded(credentials, "issuer_url"), provider.issuer);
+    assert!(
+        credentials["data"]
+            .get("registration_access_token")
+            .is_none(),
+        "the team never sees the registration token"
+    );
+    assert!(!decoded(&done.registration, "registration_access_token").is_empty());
+    assert_eq!(
+        provider
+            .client_credentials(&client_id, &secret, "api:read")
+            .await,
+        Ok(900),
+        "working credentials, with the policy's 15m tokens"
+    );
+
+    let ready = done
+        .status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Ready")
+        .unwrap();
+    assert_eq!(
+        (ready.status.as_str(), ready.reason.as_str()),
+        ("True", "Ready")
+    );
+    assert_eq!(done.status.client_id.as_deref(), Some(client_id.as_str()));
+    assert_eq!(
+        done.status.applied_policies,
+        ["security/backend-services-policy"]
+    );
+    assert_eq!(done.status.observed_generation, Some(1));
+}
+
+/// The client as the API server holds it after the first reconcile.
+fn provisioned_client(done: &Provisioned) -> AuthClient {
+    let mut client = client(&["api:read"]);
+    client.status = Some(done.status.clone());
+    client
+}
+
+fn secret_answer(sent: &Value) -> Value {
+    let mut answer = sent.clone();
+    answer["metadata"]["uid"] = json!("secret-uid");
+    answer
+}
+
+#[tokio::test]
+async fn a_reconcile_with_nothing_to_change_writes_nothing() {
+    let provider = TestProvider::start();
+    let done = provision(&provider).await;
+    let (kube, server) = api_server(vec![
+        expect(
+            Method::GET,
+            REGISTRATION,
+            200,
+            secret_answer(&done.registration),
+        ),
+        expect(
+            Method::GET,
+            CREDENTIALS,
+            200,
+            secret_answer(&done.credentials),
+        ),
+    ]);
+    let ctx = context(kube, &provider.issuer, policy("15m"));
+    reconcile(Arc::new(provisioned_client(&done)), ctx)
+        .await
+        .expect("reconciled");
+    let received = server.await.unwrap();
+    assert!(
+        received
+            .iter()
+            .all(|(request, _)| request.starts_with("GET")),
+        "{received:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_policy_ttl_change_updates_the_provider_and_the_status_not_the_secret() {
+    let provider = TestProvider::start();
+    let done = provision(&provider).await;
+    let (kube, server) = api_server(vec![
+        expect(
+            Method::GET,
+            REGISTRATION,
+            200,
+            secret_answer(&done.registration),
+        ),
+        expect(Method::POST, EVENTS, 201, json!({})),
+        expect(
+            Method::GET,
+            CREDENTIALS,
+            200,
+            secret_answer(&done.credentials),
+        ),
+        expect(
+            Method::PATCH,
+            STATUS,
+            200,
+            serde_json::to_value(client(&["api:read"])).unwrap(),
+        ),
+    ]);
+    let ctx = context(kube, &provider.issuer, policy("5m"));
+    reconcile(Arc::new(provisioned_client(&done)), ctx)
+        .await
+        .expect("reconciled");
+    let received = server.await.unwrap();
+    assert_eq!(received[1].1["reason"], "Updated");
+    assert_eq!(received[3].1["status"]["effective"]["accessTokenTTL"], "5m");
+
+    let (id, secret) = (
+        decoded(&done.credentials, "client_id"),
+        decoded(&done.credentials, "client_secret"),
+    );
+    assert_eq!(
+        provider.client_credentials(&id, &secret, "api:read").await,
+        Ok(300),
+        "5m tokens, same credentials"
+    );
+}
+
+#[tokio::test]
+async fn a_non_compliant_client_is_never_registered_and_says_exactly_why() {
+    let provider = TestProvider::start();
+    let (kube, server) = api_server(vec![
+        expect(Method::GET, REGISTRATION, 404, not_found()),
+        expect(
+            Method::PATCH,
+            STATUS,
+            200,
+            serde_json::to_value(client(&["admin:all"])).unwrap(),
+        ),
+        expect(Method::POST, EVENTS, 201, json!({})),
+    ]);
+    let ctx = context(kube, &provider.issuer, policy("15m"));
+    reconcile(Arc::new(client(&["admin:all"])), ctx)
+        .await
+        .expect("reconciled");
+    let received = server.await.unwrap();
+    let status: AuthClientStatus = serde_json::from_value(received[1].1["status"].clone()).unwrap();
+    let compliant = status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "PolicyCompliant")
+        .unwrap();
+    assert_eq!(
+        (compliant.status.as_str(), compliant.reason.as_str()),
+        ("False", "PolicyViolation")
+    );
+    assert_eq!(
+        compliant.message,
+        "scope \"admin:all\" is not allowed by policy security/backend-services-policy (allowedScopes: api:read, api:write)"
+    );
+    assert_eq!(status.client_id, None);
+    assert_eq!(received[2].1["type"], "Warning");
+}
+
+#[tokio::test]
+async fn a_provisioned_client_that_turns_non_compliant_is_removed_from_the_provider() {
+    let provider = TestProvider::start();
+    let done = provision(&provider).await;
+    let mut credentials = secret_answer(&done.credentials);
+    credentials["metadata"]["ownerReferences"] =
+        done.credentials["metadata"]["ownerReferences"].clone();
+    let (kube, server) = api_server(vec![
+        expect(
+            Method::GET,
+            REGISTRATION,
+            200,
+            secret_answer(&done.registration),
+        ),
+        expect(Method::GET, CREDENTIALS, 200, credentials),
+        expect(
+            Method::DELETE,
+            CREDENTIALS,
+            200,
+            json!({"kind": "Status", "apiVersion": "v1", "status": "Success"}),
+        ),
+        expect(
+            Method::GET,
+            REGISTRATION,
+            200,
+            secret_answer(&done.registration),
+        ),
+        expect(
+            Method::DELETE,
+            REGISTRATION,
+            200,
+            json!({"kind": "Status", "apiVersion": "v1", "status": "Success"}),
+        ),
+        expect(Method::POST, EVENTS, 201, json!({})),
+        expect(
+            Method::PATCH,
+            STATUS,
+            200,
+            serde_json::to_value(client(&["api:read"])).unwrap(),
+        ),
+        expect(Method::POST, EVENTS, 201, json!({})),
+    ]);
+    // The policy stops allowing api:read.
+    let mut narrowed = policy("15m");
+    narrowed.spec.allowed_scopes = Some(vec!["api:write".to_owned()]);
+    let ctx = context(kube, &provider.issuer, narrowed);
+    reconcile(Arc::new(provisioned_client(&done)), ctx)
+        .await
+        .expect("reconciled");
+    let received = server.await.unwrap();
+    assert_eq!(received[5].1["reason"], "Deprovisioned");
+
+    let (id, secret) = (
+        decoded(&done.credentials, "client_id"),
+        decoded(&done.credentials, "client_secret"),
+    );
+    assert_eq!(
+        provider.client_credentials(&id, &secret, "api:read").await,
+        Err("invalid_client".to_owned())
+    );
+}
+
+fn being_deleted(done: &Provisioned) -> AuthClient {
+    let mut client = provisioned_client(done);
+    client.metadata.deletion_timestamp = Some(
+        k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(k8s_openapi::jiff::Timestamp::now()),
+    );
+    client
+}
+
+#[tokio::test]
+async fn deletion_removes_the_registration_first_then_the_secrets_then_the_finalizer() {
+    let provider = TestProvider::start();
+    let done = provision(&provider).await;
+    let mut credentials = secret_answer(&done.credentials);
+    credentials["metadata"]["ownerReferences"] =
+        done.credentials["metadata"]["ownerReferences"].clone();
+    let (kube, server) = api_server(vec![
+        expect(
+            Method::GET,
+            REGISTRATION,
+            200,
+            secret_answer(&done.registration),
+        ),
+        expect(Method::GET, CREDENTIALS, 200, credentials),
+        expect(
+            Method::DELETE,
+            CREDENTIALS,
+            200,
+            json!({"kind": "Status", "apiVersion": "v1", "status": "Success"}),
+        ),
+        expect(
+            Method::GET,
+            REGISTRATION,
+            200,
+            secret_answer(&done.registration),
+        ),
+        expect(
+            Method::DELETE,
+            REGISTRATION,
+            200,
+            json!({"kind": "Status", "apiVersion": "v1", "status": "Success"}),
+        ),
+        expect(
+            Method::PATCH,
+            OBJECT,
+            200,
+            serde_json::to_value(client(&["api:read"])).unwrap(),
+        ),
+    ]);
+    let ctx = context(kube, &provider.issuer, policy("15m"));
+    reconcile(Arc::new(being_deleted(&done)), ctx)
+        .await
+        .expect("cleaned up");
+    let received = server.await.unwrap();
+    let finalizer_patch = received[5].1.to_string();
+    assert!(
+        finalizer_patch.contains("remove") || finalizer_patch.contains("finalizers"),
+        "{finalizer_patch}"
+    );
+
+    let (id, secret) = (
+        decoded(&done.credentials, "client_id"),
+        decoded(&done.credentials, "client_secret"),
+    );
+    assert_eq!(
+        provider.client_credentials(&id, &secret, "api:read").await,
+        Err("invalid_client".to_owned())
+    );
+}
+
+#[tokio::test]
+async fn a_provider_outage_during_deletion_keeps_the_finalizer_and_everything_else() {
+    let provider = TestProvider::start();
+    let done = provision(&provider).await;
+    drop(provider);
+    let (kube, server) = api_server(vec![expect(
+        Method::GET,
+        REGISTRATION,
+        200,
+        secret_answer(&done.registration),
+    )]);
+    let ctx = context(kube, "http://127.0.0.1:9", policy("15m"));
+    let error = reconcile(Arc::new(being_deleted(&done)), ctx)
+        .await
+        .unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .starts_with("provider: the provider is unavailable"),
+        "{error}"
+    );
+    let received = server.await.unwrap();
+    assert_eq!(
+        received.len(),
+        1,
+        "no Secret deleted, no finalizer removed: {received:?}"
+    );
+}
