@@ -129,6 +129,7 @@ fn decoded(secret: &Secret, key: &str) -> String {
 }
 
 #[tokio::test]
+#[allow(clippy::too_many_lines)] // one story, told in the order a user lives it
 async fn the_seed_scenarios_on_a_real_cluster() {
     let Some(client) = cluster().await else {
         return;
