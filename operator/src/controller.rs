@@ -20,6 +20,7 @@ use nauthera_shared::resources::{AuthClient, AuthPolicy, AuthServer, ObjectRef};
 use crate::context::Context;
 use crate::reconcile::{error_policy, reconcile};
 use crate::secrets::MANAGED_BY;
+use crate::summaries::{Summaries, reconcile_policy, reconcile_server, summary_error};
 
 /// Runs the operator until a signal says stop.
 pub async fn run(
@@ -77,8 +78,12 @@ pub async fn run(
         }
     };
     tokio::spawn(stores_ready);
-    controller
-        .owns(Api::<Secret>::all(client), owned)
+    let summaries = Arc::new(Summaries {
+        ctx: Arc::clone(&ctx),
+        clients: clients.clone(),
+    });
+    let clients_run = controller
+        .owns(Api::<Secret>::all(client.clone()), owned)
         .watches_stream(servers_changes, move |server| {
             clients_of_server(&for_servers, &ObjectRef::of(&server))
         })
@@ -91,13 +96,44 @@ pub async fn run(
         })
         .shutdown_on_signal()
         .run(reconcile, error_policy, ctx)
-        .for_each(|result| async move {
-            if let Err(error) = result {
-                tracing::debug!(%error, "controller");
-            }
+        .for_each(log_result);
+    // Server and policy status follow their clients: a client's change re-summarises its
+    // server and the policies recorded in its status.
+    let servers_run = Controller::new(Api::<AuthServer>::all(client.clone()), config.clone())
+        .watches(
+            Api::<AuthClient>::all(client.clone()),
+            config.clone(),
+            |client| {
+                let server = server_of(&client);
+                Some(StoreRef::<AuthServer>::new(&server.name).within(&server.namespace))
+            },
+        )
+        .shutdown_on_signal()
+        .run(reconcile_server, summary_error, Arc::clone(&summaries))
+        .for_each(log_result);
+    let policies_run = Controller::new(Api::<AuthPolicy>::all(client.clone()), config.clone())
+        .watches(Api::<AuthClient>::all(client), config, |client| {
+            client
+                .status
+                .map(|status| status.applied_policies)
+                .unwrap_or_default()
+                .into_iter()
+                .filter_map(|policy| {
+                    let (namespace, name) = policy.split_once('/')?;
+                    Some(StoreRef::<AuthPolicy>::new(name).within(namespace))
+                })
         })
-        .await;
+        .shutdown_on_signal()
+        .run(reconcile_policy, summary_error, summaries)
+        .for_each(log_result);
+    futures::join!(clients_run, servers_run, policies_run);
     Ok(())
+}
+
+async fn log_result<T: std::fmt::Debug, E: std::fmt::Display>(result: Result<T, E>) {
+    if let Err(error) = result {
+        tracing::debug!(%error, "controller");
+    }
 }
 
 /// Says plainly when the CRDs are missing, instead of retrying a 404 forever.

@@ -8,5 +8,6 @@ pub mod provider;
 pub mod reconcile;
 pub mod secrets;
 pub mod status;
+pub mod summaries;
 
 pub use error::Error;

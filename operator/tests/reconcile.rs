@@ -5,22 +5,24 @@
 
 mod common;
 
+use common::mock_api::{api_server, expect, not_found};
+
 use std::sync::Arc;
 
 use common::{INITIAL_ACCESS_TOKEN, TestProvider};
-use http::{Method, Request, Response};
+use http::Method;
 use k8s_openapi::api::core::v1::Namespace;
 use kube::Client;
-use kube::client::Body;
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::{self, store::Writer};
 use kube::runtime::watcher;
 use nauthera_operator::context::Context;
 use nauthera_operator::reconcile::{FINALIZER, reconcile};
-use nauthera_shared::resources::{AuthClient, AuthClientStatus, AuthPolicy, AuthServer};
+use nauthera_operator::summaries::{Summaries, reconcile_policy, reconcile_server};
+use nauthera_shared::resources::{
+    AuthClient, AuthClientStatus, AuthPolicy, AuthServer, AuthServerStatus,
+};
 use serde_json::{Value, json};
-use tokio::task::JoinHandle;
-use tower_test::mock;
 
 const OPERATOR_NAMESPACE: &str = "nauthera-system";
 const UID: &str = "6f1c1c6e-0000-4000-8000-000000000001";
@@ -68,69 +70,6 @@ fn ready<K: kube::Resource<DynamicType = ()> + Clone>(writer: &mut Writer<K>, ob
         writer.apply_watcher_event(&watcher::Event::InitApply(object));
     }
     writer.apply_watcher_event(&watcher::Event::InitDone);
-}
-
-/// One expected request: method, path, and the answer.
-struct Expect {
-    method: Method,
-    path: String,
-    status: u16,
-    answer: Value,
-}
-
-fn expect(method: Method, path: &str, status: u16, answer: Value) -> Expect {
-    Expect {
-        method,
-        path: path.to_owned(),
-        status,
-        answer,
-    }
-}
-
-fn not_found() -> Value {
-    json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "NotFound", "code": 404, "message": "not found"})
-}
-
-/// A mock API server that checks each request against `script`, in order, answers it,
-/// and returns the bodies it received. A request beyond the script fails the test.
-fn api_server(script: Vec<Expect>) -> (Client, JoinHandle<Vec<(String, Value)>>) {
-    let (service, mut handle) = mock::pair::<Request<Body>, Response<Body>>();
-    let task = tokio::spawn(async move {
-        let mut received = Vec::new();
-        for step in script {
-            let (request, respond) = handle.next_request().await.unwrap_or_else(|| {
-                panic!(
-                    "expected {} {}, but no more requests came",
-                    step.method, step.path
-                )
-            });
-            let path = request.uri().path().to_owned();
-            assert_eq!(
-                (request.method().clone(), path.clone()),
-                (step.method.clone(), step.path.clone()),
-                "request {}",
-                received.len() + 1
-            );
-            let bytes = request.into_body().collect_bytes().await.unwrap();
-            let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-            received.push((format!("{} {path}", step.method), body));
-            respond.send_response(
-                Response::builder()
-                    .status(step.status)
-                    .body(Body::from(serde_json::to_vec(&step.answer).unwrap()))
-                    .unwrap(),
-            );
-        }
-        if let Some((request, _)) = handle.next_request().await {
-            panic!(
-                "unexpected request: {} {}",
-                request.method(),
-                request.uri().path()
-            );
-        }
-        received
-    });
-    (Client::new(service, "default"), task)
 }
 
 fn context(client: Client, issuer: &str, policy: AuthPolicy) -> Arc<Context> {
@@ -556,5 +495,115 @@ async fn a_provider_outage_during_deletion_keeps_the_finalizer_and_everything_el
         received.len(),
         1,
         "no Secret deleted, no finalizer removed: {received:?}"
+    );
+}
+
+fn summaries(kube: Client, issuer: &str, clients: Vec<AuthClient>) -> Arc<Summaries> {
+    let ctx = context(kube, issuer, policy("15m"));
+    let (store, mut writer) = reflector::store();
+    ready(&mut writer, clients);
+    std::mem::forget(writer);
+    Arc::new(Summaries {
+        ctx,
+        clients: store,
+    })
+}
+
+const SERVER_STATUS: &str =
+    "/apis/auth.nauthera.io/v1alpha1/namespaces/security/authservers/production-server/status";
+const POLICY_STATUS: &str = "/apis/auth.nauthera.io/v1alpha1/namespaces/security/authpolicies/backend-services-policy/status";
+
+#[tokio::test]
+async fn a_server_reports_its_provider_reachable_and_the_policies_it_selects() {
+    let provider = TestProvider::start();
+    let (kube, api) = api_server(vec![expect(
+        Method::PATCH,
+        SERVER_STATUS,
+        200,
+        serde_json::to_value(server(&provider.issuer)).unwrap(),
+    )]);
+    let summaries = summaries(kube, &provider.issuer, vec![client(&["api:read"])]);
+    reconcile_server(Arc::new(server(&provider.issuer)), summaries)
+        .await
+        .expect("summarised");
+    let status = &api.await.unwrap()[0].1["status"];
+    assert_eq!(status["conditions"][0]["type"], "ProviderReachable");
+    assert_eq!(status["conditions"][0]["status"], "True");
+    assert_eq!(
+        status["registrationEndpoint"],
+        format!("{}/reg", provider.issuer)
+    );
+    assert_eq!(
+        status["policies"],
+        json!(["security/backend-services-policy"])
+    );
+    assert_eq!(status["clients"], 1);
+}
+
+#[tokio::test]
+async fn an_unreachable_provider_is_reported_on_its_server_and_written_once() {
+    let issuer = "http://127.0.0.1:9";
+    let (kube, api) = api_server(vec![expect(
+        Method::PATCH,
+        SERVER_STATUS,
+        200,
+        serde_json::to_value(server(issuer)).unwrap(),
+    )]);
+    reconcile_server(
+        Arc::new(server(issuer)),
+        summaries(kube, issuer, Vec::new()),
+    )
+    .await
+    .expect("summarised");
+    let received = api.await.unwrap();
+    let status: AuthServerStatus = serde_json::from_value(received[0].1["status"].clone()).unwrap();
+    let reachable = &status.conditions[0];
+    assert_eq!(
+        (reachable.status.as_str(), reachable.reason.as_str()),
+        ("False", "Unreachable")
+    );
+    assert!(
+        reachable.message.starts_with("the provider is unavailable"),
+        "{}",
+        reachable.message
+    );
+
+    // The same finding again writes nothing.
+    let mut reported = server(issuer);
+    reported.status = Some(status);
+    let (kube, api) = api_server(Vec::new());
+    reconcile_server(Arc::new(reported), summaries(kube, issuer, Vec::new()))
+        .await
+        .expect("summarised");
+    assert!(api.await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_policy_counts_the_clients_it_governs_and_those_breaking_its_rules() {
+    let issuer = "http://127.0.0.1:9";
+    let mut breaking = client(&["admin:all"]);
+    breaking.metadata.name = Some("inventory-sync".to_owned());
+    let (kube, api) = api_server(vec![expect(
+        Method::PATCH,
+        POLICY_STATUS,
+        200,
+        serde_json::to_value(policy("15m")).unwrap(),
+    )]);
+    let summaries = summaries(kube, issuer, vec![client(&["api:read"]), breaking]);
+    reconcile_policy(Arc::new(policy("15m")), summaries)
+        .await
+        .expect("summarised");
+    let status = &api.await.unwrap()[0].1["status"];
+    assert_eq!(
+        (
+            status["governedClients"].clone(),
+            status["compliantClients"].clone(),
+            status["violatingClients"].clone()
+        ),
+        (json!(2), json!(1), json!(1))
+    );
+    assert_eq!(
+        status["conditions"][0]["message"],
+        "governs 2 clients: 1 compliant, 1 breaking its rules"
     );
 }

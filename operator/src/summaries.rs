@@ -1,0 +1,281 @@
+//! Status for servers and policies: whether a server's provider is reachable (discovery
+//! fetched, issuer matching) and which policies it selects; how many clients a policy
+//! governs, and how many of those comply or break its rules. Computed from the shared
+//! engine over the stores, written only when it changed.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Patch, PatchParams};
+use kube::runtime::controller::Action;
+use kube::runtime::reflector::Store;
+use kube::{Api, Resource};
+use nauthera_shared::policy::{Compliance, Evaluation};
+use nauthera_shared::resources::{
+    AuthClient, AuthPolicy, AuthPolicyStatus, AuthServer, AuthServerStatus, Condition, ObjectRef,
+};
+use serde_json::json;
+
+use crate::Error;
+use crate::context::{Context, FIELD_MANAGER};
+use crate::provider::dcr::{discover, http_client};
+
+/// Reachability is checked again this often.
+const RECHECK: Duration = Duration::from_secs(300);
+
+/// What summaries need beyond the client controller's context: every client.
+pub struct Summaries {
+    pub ctx: Arc<Context>,
+    pub clients: Store<AuthClient>,
+}
+
+impl Summaries {
+    fn evaluations(&self) -> Vec<Evaluation> {
+        let evaluator = self.ctx.evaluator();
+        self.clients
+            .state()
+            .iter()
+            .map(|client| evaluator.evaluate(client))
+            .collect()
+    }
+}
+
+pub async fn reconcile_server(
+    server: Arc<AuthServer>,
+    summaries: Arc<Summaries>,
+) -> Result<Action, Error> {
+    summaries.ctx.wait_for_stores().await;
+    let reference = ObjectRef::of(server.as_ref());
+    let issuer = &server.spec.issuer_url;
+    let (reachable, message, endpoint) = match http_client() {
+        Ok(http) => match discover(&http, issuer).await {
+            Ok(discovery) => {
+                let endpoint = server
+                    .spec
+                    .provider
+                    .registration_endpoint
+                    .clone()
+                    .or(discovery.registration_endpoint);
+                match &endpoint {
+                    Some(endpoint) => (
+                        true,
+                        format!("discovery at {issuer} answered; registrations go to {endpoint}"),
+                        Some(endpoint.clone()),
+                    ),
+                    None => (
+                        false,
+                        format!(
+                            "{issuer} offers no registration_endpoint: dynamic client registration is not enabled there"
+                        ),
+                        None,
+                    ),
+                }
+            }
+            Err(error) => (false, error.to_string(), None),
+        },
+        Err(error) => (false, error.to_string(), None),
+    };
+    let evaluator = summaries.ctx.evaluator();
+    let policies = evaluator
+        .server(&reference)
+        .map(|compiled| {
+            compiled
+                .policies()
+                .iter()
+                .map(|p| p.reference.to_string())
+                .collect()
+        })
+        .unwrap_or_default();
+    let clients = summaries
+        .evaluations()
+        .iter()
+        .filter(|e| e.server == reference)
+        .count();
+    let previous = server
+        .status
+        .as_ref()
+        .map(|s| s.conditions.as_slice())
+        .unwrap_or_default();
+    let generation = server.meta().generation;
+    let reason = if reachable {
+        "DiscoveryOk"
+    } else {
+        "Unreachable"
+    };
+    let status = AuthServerStatus {
+        conditions: vec![
+            condition(
+                previous,
+                generation,
+                "ProviderReachable",
+                reachable,
+                reason,
+                message.clone(),
+            ),
+            condition(previous, generation, "Ready", reachable, reason, message),
+        ],
+        observed_generation: generation,
+        registration_endpoint: endpoint,
+        policies,
+        clients: Some(i32::try_from(clients).unwrap_or(i32::MAX)),
+    };
+    let unchanged = server.status.as_ref().is_some_and(|old| {
+        same(&old.conditions, &status.conditions) && {
+            let mut old = old.clone();
+            old.conditions.clone_from(&status.conditions);
+            old == status
+        }
+    });
+    if !unchanged {
+        let api: Api<AuthServer> =
+            Api::namespaced(summaries.ctx.client.clone(), &reference.namespace);
+        let patch = json!({"apiVersion": "auth.nauthera.io/v1alpha1", "kind": "AuthServer", "status": status});
+        api.patch_status(
+            &reference.name,
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&patch),
+        )
+        .await?;
+    }
+    Ok(Action::requeue(RECHECK))
+}
+
+pub async fn reconcile_policy(
+    policy: Arc<AuthPolicy>,
+    summaries: Arc<Summaries>,
+) -> Result<Action, Error> {
+    summaries.ctx.wait_for_stores().await;
+    let reference = ObjectRef::of(policy.as_ref());
+    let name = reference.to_string();
+    let governed: Vec<Evaluation> = summaries
+        .evaluations()
+        .into_iter()
+        .filter(|e| e.governing.contains(&reference))
+        .collect();
+    let compliant = governed
+        .iter()
+        .filter(|e| e.compliance == Compliance::Compliant)
+        .count();
+    let violating = governed
+        .iter()
+        .filter(|e| {
+            e.violations
+                .iter()
+                .any(|v| v.policy.as_deref() == Some(name.as_str()))
+        })
+        .count();
+    let errors = summaries
+        .ctx
+        .evaluator()
+        .policy(&reference)
+        .map(|compiled| {
+            compiled
+                .errors
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+        })
+        .unwrap_or_default();
+    let (valid, reason, message) = if errors.is_empty() {
+        (
+            true,
+            "InForce",
+            format!(
+                "governs {} clients: {compliant} compliant, {violating} breaking its rules",
+                governed.len()
+            ),
+        )
+    } else {
+        (false, "Invalid", errors.join("; "))
+    };
+    let previous = policy
+        .status
+        .as_ref()
+        .map(|s| s.conditions.as_slice())
+        .unwrap_or_default();
+    let generation = policy.meta().generation;
+    let count = |n: usize| i32::try_from(n).unwrap_or(i32::MAX);
+    let status = AuthPolicyStatus {
+        conditions: vec![condition(
+            previous, generation, "Ready", valid, reason, message,
+        )],
+        observed_generation: generation,
+        governed_clients: count(governed.len()),
+        compliant_clients: count(compliant),
+        violating_clients: count(violating),
+    };
+    let unchanged = policy.status.as_ref().is_some_and(|old| {
+        same(&old.conditions, &status.conditions) && {
+            let mut old = old.clone();
+            old.conditions.clone_from(&status.conditions);
+            old == status
+        }
+    });
+    if !unchanged {
+        let api: Api<AuthPolicy> =
+            Api::namespaced(summaries.ctx.client.clone(), &reference.namespace);
+        let patch = json!({"apiVersion": "auth.nauthera.io/v1alpha1", "kind": "AuthPolicy", "status": status});
+        api.patch_status(
+            &reference.name,
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&patch),
+        )
+        .await?;
+    }
+    Ok(Action::await_change())
+}
+
+#[allow(clippy::needless_pass_by_value)] // the signature `Controller::run` requires
+pub fn summary_error<K>(_object: Arc<K>, error: &Error, summaries: Arc<Summaries>) -> Action {
+    summaries.ctx.metrics.failed(error);
+    tracing::warn!(%error, "status summary failed");
+    Action::requeue(Duration::from_secs(30))
+}
+
+fn condition(
+    previous: &[Condition],
+    generation: Option<i64>,
+    type_: &str,
+    ok: bool,
+    reason: &str,
+    message: String,
+) -> Condition {
+    let status = if ok { "True" } else { "False" };
+    let last_transition_time = previous
+        .iter()
+        .find(|c| c.type_ == type_ && c.status == status)
+        .map_or_else(
+            || Time(Timestamp::now()),
+            |c| c.last_transition_time.clone(),
+        );
+    Condition {
+        type_: type_.to_owned(),
+        status: status.to_owned(),
+        reason: reason.to_owned(),
+        message,
+        last_transition_time,
+        observed_generation: generation,
+    }
+}
+
+/// Conditions that say the same, transition times aside.
+fn same(old: &[Condition], new: &[Condition]) -> bool {
+    old.len() == new.len()
+        && old.iter().zip(new).all(|(a, b)| {
+            (
+                a.type_.as_str(),
+                a.status.as_str(),
+                a.reason.as_str(),
+                a.message.as_str(),
+                a.observed_generation,
+            ) == (
+                b.type_.as_str(),
+                b.status.as_str(),
+                b.reason.as_str(),
+                b.message.as_str(),
+                b.observed_generation,
+            )
+        })
+}
