@@ -115,7 +115,7 @@ pub fn client_status(
 }
 
 /// A condition that keeps its transition time while its status does not change.
-fn condition(
+pub fn condition(
     previous: &[Condition],
     generation: Option<i64>,
     type_: &str,

@@ -6,8 +6,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use k8s_openapi::jiff::Timestamp;
 use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::Store;
@@ -21,6 +19,7 @@ use serde_json::json;
 use crate::Error;
 use crate::context::{Context, FIELD_MANAGER};
 use crate::provider::dcr::{discover, http_client};
+use crate::status::condition;
 
 /// Reachability is checked again this often.
 const RECHECK: Duration = Duration::from_secs(300);
@@ -232,32 +231,6 @@ pub fn summary_error<K>(_object: Arc<K>, error: &Error, summaries: Arc<Summaries
     summaries.ctx.metrics.failed(error);
     tracing::warn!(%error, "status summary failed");
     Action::requeue(Duration::from_secs(30))
-}
-
-fn condition(
-    previous: &[Condition],
-    generation: Option<i64>,
-    type_: &str,
-    ok: bool,
-    reason: &str,
-    message: String,
-) -> Condition {
-    let status = if ok { "True" } else { "False" };
-    let last_transition_time = previous
-        .iter()
-        .find(|c| c.type_ == type_ && c.status == status)
-        .map_or_else(
-            || Time(Timestamp::now()),
-            |c| c.last_transition_time.clone(),
-        );
-    Condition {
-        type_: type_.to_owned(),
-        status: status.to_owned(),
-        reason: reason.to_owned(),
-        message,
-        last_transition_time,
-        observed_generation: generation,
-    }
 }
 
 /// Conditions that say the same, transition times aside.

@@ -342,35 +342,8 @@ async fn a_non_compliant_client_is_never_registered_and_says_exactly_why() {
 async fn a_provisioned_client_that_turns_non_compliant_is_removed_from_the_provider() {
     let provider = TestProvider::start();
     let done = provision(&provider).await;
-    let mut credentials = secret_answer(&done.credentials);
-    credentials["metadata"]["ownerReferences"] =
-        done.credentials["metadata"]["ownerReferences"].clone();
-    let (kube, server) = api_server(vec![
-        expect(
-            Method::GET,
-            REGISTRATION,
-            200,
-            secret_answer(&done.registration),
-        ),
-        expect(Method::GET, CREDENTIALS, 200, credentials),
-        expect(
-            Method::DELETE,
-            CREDENTIALS,
-            200,
-            json!({"kind": "Status", "apiVersion": "v1", "status": "Success"}),
-        ),
-        expect(
-            Method::GET,
-            REGISTRATION,
-            200,
-            secret_answer(&done.registration),
-        ),
-        expect(
-            Method::DELETE,
-            REGISTRATION,
-            200,
-            json!({"kind": "Status", "apiVersion": "v1", "status": "Success"}),
-        ),
+    let mut script = removal(&done);
+    script.extend([
         expect(Method::POST, EVENTS, 201, json!({})),
         expect(
             Method::PATCH,
@@ -380,6 +353,7 @@ async fn a_provisioned_client_that_turns_non_compliant_is_removed_from_the_provi
         ),
         expect(Method::POST, EVENTS, 201, json!({})),
     ]);
+    let (kube, server) = api_server(script);
     // The policy stops allowing api:read.
     let mut narrowed = policy("15m");
     narrowed.spec.allowed_scopes = Some(vec!["api:write".to_owned()]);
@@ -400,6 +374,32 @@ async fn a_provisioned_client_that_turns_non_compliant_is_removed_from_the_provi
     );
 }
 
+/// What removing a provisioned client sends: its credentials Secret (ours: owned by the
+/// client) and then its registration Secret are deleted.
+fn removal(done: &Provisioned) -> Vec<common::mock_api::Expect> {
+    let mut credentials = secret_answer(&done.credentials);
+    credentials["metadata"]["ownerReferences"] =
+        done.credentials["metadata"]["ownerReferences"].clone();
+    let deleted = json!({"kind": "Status", "apiVersion": "v1", "status": "Success"});
+    vec![
+        expect(
+            Method::GET,
+            REGISTRATION,
+            200,
+            secret_answer(&done.registration),
+        ),
+        expect(Method::GET, CREDENTIALS, 200, credentials),
+        expect(Method::DELETE, CREDENTIALS, 200, deleted.clone()),
+        expect(
+            Method::GET,
+            REGISTRATION,
+            200,
+            secret_answer(&done.registration),
+        ),
+        expect(Method::DELETE, REGISTRATION, 200, deleted),
+    ]
+}
+
 fn being_deleted(done: &Provisioned) -> AuthClient {
     let mut client = provisioned_client(done);
     client.metadata.deletion_timestamp = Some(
@@ -412,42 +412,14 @@ fn being_deleted(done: &Provisioned) -> AuthClient {
 async fn deletion_removes_the_registration_first_then_the_secrets_then_the_finalizer() {
     let provider = TestProvider::start();
     let done = provision(&provider).await;
-    let mut credentials = secret_answer(&done.credentials);
-    credentials["metadata"]["ownerReferences"] =
-        done.credentials["metadata"]["ownerReferences"].clone();
-    let (kube, server) = api_server(vec![
-        expect(
-            Method::GET,
-            REGISTRATION,
-            200,
-            secret_answer(&done.registration),
-        ),
-        expect(Method::GET, CREDENTIALS, 200, credentials),
-        expect(
-            Method::DELETE,
-            CREDENTIALS,
-            200,
-            json!({"kind": "Status", "apiVersion": "v1", "status": "Success"}),
-        ),
-        expect(
-            Method::GET,
-            REGISTRATION,
-            200,
-            secret_answer(&done.registration),
-        ),
-        expect(
-            Method::DELETE,
-            REGISTRATION,
-            200,
-            json!({"kind": "Status", "apiVersion": "v1", "status": "Success"}),
-        ),
-        expect(
-            Method::PATCH,
-            OBJECT,
-            200,
-            serde_json::to_value(client(&["api:read"])).unwrap(),
-        ),
-    ]);
+    let mut script = removal(&done);
+    script.push(expect(
+        Method::PATCH,
+        OBJECT,
+        200,
+        serde_json::to_value(client(&["api:read"])).unwrap(),
+    ));
+    let (kube, server) = api_server(script);
     let ctx = context(kube, &provider.issuer, policy("15m"));
     reconcile(Arc::new(being_deleted(&done)), ctx)
         .await

@@ -47,15 +47,7 @@ pub(crate) struct Outcome<'e> {
 impl Outcome<'_> {
     /// Whether this outcome says exactly what `earlier` says.
     pub(crate) fn same_as(&self, earlier: &Evaluation) -> bool {
-        self.compliance == earlier.compliance
-            && self.standing == earlier.standing
-            && self.violations == earlier.violations
-            && self.governing.len() == earlier.governing.len()
-            && self
-                .governing
-                .iter()
-                .zip(&earlier.governing)
-                .all(|(policy, name)| &policy.reference == name)
+        self.same_standing(earlier)
             && match (&self.decided, &earlier.effective) {
                 (Some(decided), Some(settings)) => decided.agrees_with(settings),
                 (None, None) => true,
@@ -70,7 +62,13 @@ impl Outcome<'_> {
         let (Some(decided), Some(settings)) = (&self.decided, &earlier.effective) else {
             return None;
         };
-        let same_standing = self.compliance == earlier.compliance
+        self.same_standing(earlier)
+            .then(|| decided.changes_from(settings))
+    }
+
+    /// Same compliance, standing, violations and governing policies as `earlier`.
+    fn same_standing(&self, earlier: &Evaluation) -> bool {
+        self.compliance == earlier.compliance
             && self.standing == earlier.standing
             && self.violations == earlier.violations
             && self.governing.len() == earlier.governing.len()
@@ -78,8 +76,7 @@ impl Outcome<'_> {
                 .governing
                 .iter()
                 .zip(&earlier.governing)
-                .all(|(policy, name)| &policy.reference == name);
-        same_standing.then(|| decided.changes_from(settings))
+                .all(|(policy, name)| &policy.reference == name)
     }
 
     pub(crate) fn into_evaluation(
