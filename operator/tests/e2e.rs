@@ -247,7 +247,19 @@ async fn the_seed_scenarios_on_a_real_cluster() {
         Ok(900),
         "working credentials, 15m tokens"
     );
-    assert!(secrets_team.get("my-webapp-client-secret").await.is_ok());
+    let web_secret = secrets_team
+        .get("my-webapp-client-secret")
+        .await
+        .expect("the web app's Secret");
+    assert!(
+        provider
+            .authenticates(
+                &decoded(&web_secret, "client_id"),
+                &decoded(&web_secret, "client_secret")
+            )
+            .await,
+        "the web app's credentials authenticate at the provider"
+    );
 
     // Scenario 2, the policy edit: 15m → 5m reaches every governed client, none touched.
     let generations: Vec<Option<i64>> =

@@ -73,6 +73,21 @@ impl TestProvider {
     }
 }
 
+impl TestProvider {
+    /// Whether the provider accepts these credentials: token introspection (RFC 7662)
+    /// requires the client to authenticate, whatever grants it may use.
+    pub async fn authenticates(&self, client_id: &str, secret: &str) -> bool {
+        reqwest::Client::new()
+            .post(format!("{}/token/introspection", self.issuer))
+            .basic_auth(client_id, Some(secret))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body("token=not-a-token")
+            .send()
+            .await
+            .is_ok_and(|response| response.status().is_success())
+    }
+}
+
 impl Drop for TestProvider {
     fn drop(&mut self) {
         let _ = self.process.kill();
