@@ -10,123 +10,17 @@
 
 mod common;
 
+use common::cluster::{Operator, apply, cluster, condition, decoded, eventually, install_crds};
+
 use std::collections::BTreeMap;
-use std::future::Future;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::process::{Command, Stdio};
 
 use common::{INITIAL_ACCESS_TOKEN, TestProvider};
 use k8s_openapi::api::core::v1::{Namespace, Secret};
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
-use kube::config::{KubeConfigOptions, Kubeconfig};
-use kube::{Api, Client, Config};
+use kube::Api;
+use kube::api::{DeleteParams, PostParams};
 use nauthera_shared::resources::{AuthClient, AuthPolicy, AuthServer};
 use serde_json::json;
-
-/// How long the cluster and the operator get to converge before a step fails.
-const PATIENCE: Duration = Duration::from_secs(120);
-const MANAGER: &str = "nauthera-e2e";
-
-async fn cluster() -> Option<Client> {
-    let Some(path) = std::env::var_os("NAUTHERA_E2E_KUBECONFIG") else {
-        eprintln!(
-            "skipped: set NAUTHERA_E2E_KUBECONFIG to a kubeconfig to run the end-to-end suite against that cluster"
-        );
-        return None;
-    };
-    let kubeconfig = Kubeconfig::read_from(PathBuf::from(&path)).expect("a readable kubeconfig");
-    let config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
-        .await
-        .expect("a usable kubeconfig");
-    Some(Client::try_from(config).expect("a client"))
-}
-
-/// Waits for `check` to hold, polling; fails with `what` after [`PATIENCE`].
-async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-}
-
-struct Operator(Child);
-
-impl Drop for Operator {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-async fn install_crds(client: &Client) {
-    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    for (name, yaml) in nauthera_shared::crds::crd_files() {
-        let crd: CustomResourceDefinition = serde_yaml_ng::from_str(&yaml).expect("a CRD");
-        let crd_name = crd.metadata.name.clone().unwrap();
-        crds.patch(
-            &crd_name,
-            &PatchParams::apply(MANAGER).force(),
-            &Patch::Apply(&crd),
-        )
-        .await
-        .unwrap_or_else(|error| panic!("installing {name}: {error}"));
-        eventually(&format!("CRD {crd_name} to be established"), || {
-            let crds = crds.clone();
-            let crd_name = crd_name.clone();
-            async move {
-                let crd = crds.get(&crd_name).await.ok()?;
-                let established = crd
-                    .status?
-                    .conditions?
-                    .iter()
-                    .any(|c| c.type_ == "Established" && c.status == "True");
-                established.then_some(())
-            }
-        })
-        .await;
-    }
-}
-
-async fn apply<K>(api: &Api<K>, object: serde_json::Value) -> K
-where
-    K: kube::Resource + Clone + serde::de::DeserializeOwned + serde::Serialize + std::fmt::Debug,
-{
-    let name = object["metadata"]["name"].as_str().unwrap().to_owned();
-    api.patch(
-        &name,
-        &PatchParams::apply(MANAGER).force(),
-        &Patch::Apply(&object),
-    )
-    .await
-    .unwrap_or_else(|error| panic!("applying {name}: {error}"))
-}
-
-fn condition(client: &AuthClient, type_: &str) -> Option<(String, String, String)> {
-    client
-        .status
-        .as_ref()?
-        .conditions
-        .iter()
-        .find(|c| c.type_ == type_)
-        .map(|c| (c.status.clone(), c.reason.clone(), c.message.clone()))
-}
-
-fn decoded(secret: &Secret, key: &str) -> String {
-    String::from_utf8(secret.data.as_ref().unwrap()[key].0.clone()).unwrap()
-}
 
 #[tokio::test]
 #[allow(clippy::too_many_lines)] // one story, told in the order a user lives it

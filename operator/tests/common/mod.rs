@@ -4,6 +4,7 @@
 
 #![allow(dead_code)]
 
+pub mod cluster;
 pub mod mock_api;
 
 use std::io::{BufRead, BufReader};
