@@ -159,7 +159,12 @@ where
 fn describe(plural: &str, error: &watcher::Error) -> String {
     match error {
         watcher::Error::InitialListFailed(error) | watcher::Error::WatchStartFailed(error) => {
-            describe_api(plural, "watch", error)
+            let text = describe_api(plural, "watch", error);
+            if matches!(error, kube::Error::Service(_) | kube::Error::HyperError(_)) {
+                format!("{text} (retrying)")
+            } else {
+                text
+            }
         }
         _ => format!("cannot watch {plural}: {error} (retrying)"),
     }
@@ -174,6 +179,10 @@ fn describe_api(plural: &str, verb: &str, error: &kube::Error) -> String {
         kube::Error::Api(response) if response.code == 404 => format!(
             "cannot {verb} {plural}: the resource is not served (are the Nauthera CRDs installed? kubectl apply -f crds/)"
         ),
+        // The connection itself failed: one message for every kind, not four.
+        kube::Error::Service(_) | kube::Error::HyperError(_) => {
+            format!("cannot reach the cluster: {error}")
+        }
         other => format!("cannot {verb} {plural}: {other}"),
     }
 }
@@ -235,7 +244,10 @@ fn snapshot_of(
             .collect(),
     };
     let mut snapshot = Snapshot::new(inventory, true);
-    snapshot.problems = problems.values().cloned().collect();
+    let mut unique: Vec<String> = problems.values().cloned().collect();
+    unique.sort();
+    unique.dedup();
+    snapshot.problems = unique;
     snapshot
 }
 
