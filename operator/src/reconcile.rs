@@ -128,6 +128,24 @@ async fn provision(
     let name = client_name(client);
     let wanted = ClientMetadata::from_settings(&name, settings);
     let stored = match stored {
+        // The client moved to another server: leave the old provider, then register anew.
+        Some(old) if old.issuer_url != server.spec.issuer_url => {
+            let driver = DcrDriver::for_registrations()?;
+            let deleted = driver.delete(&old.management).await;
+            ctx.metrics.provider_call("delete", &deleted);
+            deleted?;
+            ctx.event(
+                client,
+                EventType::Normal,
+                "Moved",
+                format!(
+                    "removed {} from {}: the client now names {}",
+                    old.client_id, old.issuer_url, evaluation.server
+                ),
+            )
+            .await;
+            register(client, &server, &wanted, ctx).await?
+        }
         Some(mut stored) => {
             let driver = DcrDriver::for_registrations()?;
             let read = driver.read(&stored.management).await;

@@ -579,3 +579,68 @@ async fn a_policy_counts_the_clients_it_governs_and_those_breaking_its_rules() {
         "governs 2 clients: 1 compliant, 1 breaking its rules"
     );
 }
+
+#[tokio::test]
+async fn a_client_that_moves_to_another_server_leaves_the_old_provider_for_the_new() {
+    let old_provider = TestProvider::start();
+    let done = provision(&old_provider).await;
+    let new_provider = TestProvider::start();
+    let echo = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "x"}});
+    let (kube, server) = api_server(vec![
+        expect(
+            Method::GET,
+            REGISTRATION,
+            200,
+            secret_answer(&done.registration),
+        ),
+        expect(Method::POST, EVENTS, 201, json!({})),
+        expect(Method::GET, INITIAL_TOKEN, 200, initial_token_secret()),
+        expect(Method::PATCH, REGISTRATION, 200, echo.clone()),
+        expect(Method::POST, EVENTS, 201, json!({})),
+        expect(
+            Method::GET,
+            CREDENTIALS,
+            200,
+            secret_answer(&done.credentials),
+        ),
+        expect(Method::PATCH, CREDENTIALS, 200, echo),
+        expect(
+            Method::PATCH,
+            STATUS,
+            200,
+            serde_json::to_value(client(&["api:read"])).unwrap(),
+        ),
+    ]);
+    // Same server name, a new provider behind it.
+    let ctx = context(kube, &new_provider.issuer, policy("15m"));
+    reconcile(Arc::new(provisioned_client(&done)), ctx)
+        .await
+        .expect("reconciled");
+    let received = server.await.unwrap();
+    assert_eq!(received[1].1["reason"], "Moved");
+
+    let (old_id, old_secret) = (
+        decoded(&done.credentials, "client_id"),
+        decoded(&done.credentials, "client_secret"),
+    );
+    assert_eq!(
+        old_provider
+            .client_credentials(&old_id, &old_secret, "api:read")
+            .await,
+        Err("invalid_client".to_owned()),
+        "gone from the old provider"
+    );
+    let credentials = &received[6].1;
+    assert_eq!(decoded(credentials, "issuer_url"), new_provider.issuer);
+    let (id, secret) = (
+        decoded(credentials, "client_id"),
+        decoded(credentials, "client_secret"),
+    );
+    assert_eq!(
+        new_provider
+            .client_credentials(&id, &secret, "api:read")
+            .await,
+        Ok(900),
+        "working at the new one"
+    );
+}
