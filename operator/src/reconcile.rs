@@ -189,6 +189,10 @@ async fn provision(
     };
     let secret_name = settings.secret_name.clone();
     write_credentials(client, &stored, &secret_name, ctx).await?;
+    // spec.secretName changed: the Secret written under the old name goes.
+    if credentials_secret_name(client) != secret_name {
+        delete_credentials(client, ctx).await?;
+    }
     Ok(Provisioning::Provisioned {
         client_id: stored.client_id,
         secret: secret_name,

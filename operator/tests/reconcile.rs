@@ -644,3 +644,50 @@ async fn a_client_that_moves_to_another_server_leaves_the_old_provider_for_the_n
         "working at the new one"
     );
 }
+
+#[tokio::test]
+async fn a_renamed_secret_is_written_under_the_new_name_and_the_old_one_removed() {
+    let provider = TestProvider::start();
+    let done = provision(&provider).await;
+    let mut renamed = provisioned_client(&done);
+    renamed.spec.secret_name = Some("orders-credentials".to_owned());
+    let mut old = secret_answer(&done.credentials);
+    old["metadata"]["ownerReferences"] = done.credentials["metadata"]["ownerReferences"].clone();
+    let new_path = "/api/v1/namespaces/shop/secrets/orders-credentials";
+    let echo = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "x"}});
+    let (kube, server) = api_server(vec![
+        expect(
+            Method::GET,
+            REGISTRATION,
+            200,
+            secret_answer(&done.registration),
+        ),
+        expect(Method::GET, new_path, 404, not_found()),
+        expect(Method::PATCH, new_path, 200, echo),
+        expect(Method::GET, CREDENTIALS, 200, old),
+        expect(
+            Method::DELETE,
+            CREDENTIALS,
+            200,
+            json!({"kind": "Status", "apiVersion": "v1", "status": "Success"}),
+        ),
+        expect(
+            Method::PATCH,
+            STATUS,
+            200,
+            serde_json::to_value(client(&["api:read"])).unwrap(),
+        ),
+    ]);
+    let ctx = context(kube, &provider.issuer, policy("15m"));
+    reconcile(Arc::new(renamed), ctx).await.expect("reconciled");
+    let received = server.await.unwrap();
+    assert_eq!(
+        decoded(&received[2].1, "client_id"),
+        decoded(&done.credentials, "client_id"),
+        "same credentials, new name"
+    );
+    assert_eq!(
+        received[5].1["status"]["clientSecretRef"]["name"],
+        "orders-credentials"
+    );
+}
