@@ -270,7 +270,7 @@ fn server(out: &mut Lines, world: &World, index: usize) {
         (Some(status), true) => status
             .conditions
             .iter()
-            .find(|c| c.type_ == "Ready" || c.type_ == "Reachable")
+            .find(|c| c.type_ == "ProviderReachable")
             .map_or_else(
                 || "unknown".to_owned(),
                 |c| format!("{} {}: {}", c.type_, c.status, c.message),
