@@ -120,23 +120,8 @@ pub async fn reconcile_server(
         policies,
         clients: Some(i32::try_from(clients).unwrap_or(i32::MAX)),
     };
-    let unchanged = server.status.as_ref().is_some_and(|old| {
-        same(&old.conditions, &status.conditions) && {
-            let mut old = old.clone();
-            old.conditions.clone_from(&status.conditions);
-            old == status
-        }
-    });
-    if !unchanged {
-        let api: Api<AuthServer> =
-            Api::namespaced(summaries.ctx.client.clone(), &reference.namespace);
-        let patch = json!({"apiVersion": "auth.nauthera.io/v1alpha1", "kind": "AuthServer", "status": status});
-        api.patch_status(
-            &reference.name,
-            &PatchParams::apply(FIELD_MANAGER).force(),
-            &Patch::Apply(&patch),
-        )
-        .await?;
+    if !unchanged(server.status.as_ref(), &status, |s| &mut s.conditions) {
+        write_status::<AuthServer>(&summaries.ctx, &reference, "AuthServer", &status).await?;
     }
     Ok(Action::requeue(RECHECK))
 }
@@ -205,23 +190,8 @@ pub async fn reconcile_policy(
         compliant_clients: count(compliant),
         violating_clients: count(violating),
     };
-    let unchanged = policy.status.as_ref().is_some_and(|old| {
-        same(&old.conditions, &status.conditions) && {
-            let mut old = old.clone();
-            old.conditions.clone_from(&status.conditions);
-            old == status
-        }
-    });
-    if !unchanged {
-        let api: Api<AuthPolicy> =
-            Api::namespaced(summaries.ctx.client.clone(), &reference.namespace);
-        let patch = json!({"apiVersion": "auth.nauthera.io/v1alpha1", "kind": "AuthPolicy", "status": status});
-        api.patch_status(
-            &reference.name,
-            &PatchParams::apply(FIELD_MANAGER).force(),
-            &Patch::Apply(&patch),
-        )
-        .await?;
+    if !unchanged(policy.status.as_ref(), &status, |s| &mut s.conditions) {
+        write_status::<AuthPolicy>(&summaries.ctx, &reference, "AuthPolicy", &status).await?;
     }
     Ok(Action::await_change())
 }
@@ -231,6 +201,47 @@ pub fn summary_error<K>(_object: Arc<K>, error: &Error, summaries: Arc<Summaries
     summaries.ctx.metrics.failed(error);
     tracing::warn!(%error, "status summary failed");
     Action::requeue(Duration::from_secs(30))
+}
+
+/// Whether `old` already says what `new` says, condition transition times aside.
+fn unchanged<S: Clone + PartialEq>(
+    old: Option<&S>,
+    new: &S,
+    conditions: fn(&mut S) -> &mut Vec<Condition>,
+) -> bool {
+    old.is_some_and(|old| {
+        let (mut old, mut new) = (old.clone(), new.clone());
+        let (before, after) = (conditions(&mut old), conditions(&mut new));
+        if !same(before, after) {
+            return false;
+        }
+        before.clone_from(after);
+        old == new
+    })
+}
+
+/// Writes a status by server-side apply, as the operator's field manager.
+async fn write_status<K>(
+    ctx: &Context,
+    reference: &ObjectRef,
+    kind: &str,
+    status: &impl serde::Serialize,
+) -> Result<(), Error>
+where
+    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+{
+    let api: Api<K> = Api::namespaced(ctx.client.clone(), &reference.namespace);
+    let patch = json!({"apiVersion": "auth.nauthera.io/v1alpha1", "kind": kind, "status": status});
+    api.patch_status(
+        &reference.name,
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&patch),
+    )
+    .await?;
+    Ok(())
 }
 
 /// Conditions that say the same, transition times aside.

@@ -90,6 +90,21 @@ fn context(client: Client, issuer: &str, policy: AuthPolicy) -> Arc<Context> {
     ))
 }
 
+/// The status patch, answered with the object.
+fn status_patch() -> common::mock_api::Expect {
+    expect(
+        Method::PATCH,
+        STATUS,
+        200,
+        serde_json::to_value(client(&["api:read"])).unwrap(),
+    )
+}
+
+/// An event recorded.
+fn event() -> common::mock_api::Expect {
+    expect(Method::POST, EVENTS, 201, json!({}))
+}
+
 const REGISTRATION: &str = "/api/v1/namespaces/nauthera-system/secrets/nauthera-registration-6f1c1c6e-0000-4000-8000-000000000001";
 const INITIAL_TOKEN: &str = "/api/v1/namespaces/security/secrets/dcr-initial-token";
 const CREDENTIALS: &str = "/api/v1/namespaces/shop/secrets/order-service-client-secret";
@@ -134,7 +149,7 @@ async fn provision(provider: &TestProvider) -> Provisioned {
             200,
             json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "x"}}),
         ),
-        expect(Method::POST, EVENTS, 201, json!({})),
+        event(),
         expect(Method::GET, CREDENTIALS, 404, not_found()),
         expect(
             Method::PATCH,
@@ -142,13 +157,8 @@ async fn provision(provider: &TestProvider) -> Provisioned {
             200,
             json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "x"}}),
         ),
-        expect(
-            Method::PATCH,
-            STATUS,
-            200,
-            serde_json::to_value(client(&["api:read"])).unwrap(),
-        ),
-        expect(Method::POST, EVENTS, 201, json!({})),
+        status_patch(),
+        event(),
     ]);
     let ctx = context(kube, &provider.issuer, policy("15m"));
     let action = reconcile(Arc::new(client(&["api:read"])), ctx)
@@ -269,19 +279,14 @@ async fn a_policy_ttl_change_updates_the_provider_and_the_status_not_the_secret(
             200,
             secret_answer(&done.registration),
         ),
-        expect(Method::POST, EVENTS, 201, json!({})),
+        event(),
         expect(
             Method::GET,
             CREDENTIALS,
             200,
             secret_answer(&done.credentials),
         ),
-        expect(
-            Method::PATCH,
-            STATUS,
-            200,
-            serde_json::to_value(client(&["api:read"])).unwrap(),
-        ),
+        status_patch(),
     ]);
     let ctx = context(kube, &provider.issuer, policy("5m"));
     reconcile(Arc::new(provisioned_client(&done)), ctx)
@@ -313,7 +318,7 @@ async fn a_non_compliant_client_is_never_registered_and_says_exactly_why() {
             200,
             serde_json::to_value(client(&["admin:all"])).unwrap(),
         ),
-        expect(Method::POST, EVENTS, 201, json!({})),
+        event(),
     ]);
     let ctx = context(kube, &provider.issuer, policy("15m"));
     reconcile(Arc::new(client(&["admin:all"])), ctx)
@@ -343,16 +348,7 @@ async fn a_provisioned_client_that_turns_non_compliant_is_removed_from_the_provi
     let provider = TestProvider::start();
     let done = provision(&provider).await;
     let mut script = removal(&done);
-    script.extend([
-        expect(Method::POST, EVENTS, 201, json!({})),
-        expect(
-            Method::PATCH,
-            STATUS,
-            200,
-            serde_json::to_value(client(&["api:read"])).unwrap(),
-        ),
-        expect(Method::POST, EVENTS, 201, json!({})),
-    ]);
+    script.extend([event(), status_patch(), event()]);
     let (kube, server) = api_server(script);
     // The policy stops allowing api:read.
     let mut narrowed = policy("15m");
@@ -593,10 +589,10 @@ async fn a_client_that_moves_to_another_server_leaves_the_old_provider_for_the_n
             200,
             secret_answer(&done.registration),
         ),
-        expect(Method::POST, EVENTS, 201, json!({})),
+        event(),
         expect(Method::GET, INITIAL_TOKEN, 200, initial_token_secret()),
         expect(Method::PATCH, REGISTRATION, 200, echo.clone()),
-        expect(Method::POST, EVENTS, 201, json!({})),
+        event(),
         expect(
             Method::GET,
             CREDENTIALS,
@@ -604,12 +600,7 @@ async fn a_client_that_moves_to_another_server_leaves_the_old_provider_for_the_n
             secret_answer(&done.credentials),
         ),
         expect(Method::PATCH, CREDENTIALS, 200, echo),
-        expect(
-            Method::PATCH,
-            STATUS,
-            200,
-            serde_json::to_value(client(&["api:read"])).unwrap(),
-        ),
+        status_patch(),
     ]);
     // Same server name, a new provider behind it.
     let ctx = context(kube, &new_provider.issuer, policy("15m"));
@@ -671,12 +662,7 @@ async fn a_renamed_secret_is_written_under_the_new_name_and_the_old_one_removed(
             200,
             json!({"kind": "Status", "apiVersion": "v1", "status": "Success"}),
         ),
-        expect(
-            Method::PATCH,
-            STATUS,
-            200,
-            serde_json::to_value(client(&["api:read"])).unwrap(),
-        ),
+        status_patch(),
     ]);
     let ctx = context(kube, &provider.issuer, policy("15m"));
     reconcile(Arc::new(renamed), ctx).await.expect("reconciled");

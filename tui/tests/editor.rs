@@ -6,7 +6,7 @@ mod common;
 use std::path::PathBuf;
 use std::time::Instant;
 
-use common::{examples, key, read, screen, select};
+use common::{copy_dir, examples, key, read, screen, select};
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use insta::assert_snapshot;
 use nauthera_tui::app::{App, Effect, Mode};
@@ -26,19 +26,6 @@ fn workspace() -> (tempfile::TempDir, App) {
     app.color = false;
     app.apply_snapshot(read(dir.path()), Instant::now());
     (dir, app)
-}
-
-fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            std::fs::create_dir_all(&target).unwrap();
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
 }
 
 fn open_web_apps_policy(app: &mut App) {

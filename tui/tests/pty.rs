@@ -1,11 +1,14 @@
 //! The real binary in a pseudo-terminal on a copy of `examples/`: it starts, draws the
 //! tree, takes keys, follows an edit on disk, and gives the terminal back when it quits.
 
+mod common;
+
 use std::io::{Read, Write};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use common::copy_dir;
 use portable_pty::{CommandBuilder, PtySize, native_pty_system};
 
 /// Long enough for a slow CI machine; the test fails, naming what it waited for, after it.
@@ -84,19 +87,6 @@ impl Terminal {
     fn send(&mut self, keys: &str) {
         self.writer.write_all(keys.as_bytes()).unwrap();
         self.writer.flush().unwrap();
-    }
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            std::fs::create_dir_all(&target).unwrap();
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
     }
 }
 
