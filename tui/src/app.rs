@@ -1,7 +1,7 @@
 //! The dashboard's state and how keys and new snapshots change it. Rendering reads this
 //! and nothing else (see `ui`).
 
-use std::collections::{HashMap, HashSet};
+use rustc_hash::{FxHashMap, FxHashSet};
 use std::time::{Duration, Instant};
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
@@ -69,7 +69,7 @@ pub struct App {
     pub selected: usize,
     /// The first row on screen; kept by the renderer so scrolling is stable.
     pub offset: std::cell::Cell<usize>,
-    collapsed: HashSet<NodeId>,
+    collapsed: FxHashSet<NodeId>,
     pub filter: Filter,
     pub filter_text: String,
     /// Only clients of this namespace (`None`: all namespaces).
@@ -77,8 +77,8 @@ pub struct App {
     pub mode: Mode,
     pub message: Option<Message>,
     /// Nodes that changed in the last snapshot, until when they stay marked.
-    pub changed: HashMap<NodeId, Instant>,
-    fingerprints: HashMap<NodeId, (State, Counts)>,
+    pub changed: FxHashMap<NodeId, Instant>,
+    fingerprints: FxHashMap<NodeId, (State, Counts)>,
     /// Whether the terminal may use colour (`NO_COLOR` unset).
     pub color: bool,
     /// The policy editor, while it is open.
@@ -96,14 +96,14 @@ impl App {
             rows: Vec::new(),
             selected: 0,
             offset: std::cell::Cell::new(0),
-            collapsed: HashSet::new(),
+            collapsed: FxHashSet::default(),
             filter: Filter::default(),
             filter_text: String::new(),
             namespace,
             mode: Mode::Normal,
             message: None,
-            changed: HashMap::new(),
-            fingerprints: HashMap::new(),
+            changed: FxHashMap::default(),
+            fingerprints: FxHashMap::default(),
             color: std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
             editor: None,
             readonly: false,
@@ -449,8 +449,8 @@ impl App {
     }
 
     /// What each node shows at a glance: a node is marked when this changes.
-    fn fingerprint_nodes(&self) -> HashMap<NodeId, (State, Counts)> {
-        let mut prints = HashMap::new();
+    fn fingerprint_nodes(&self) -> FxHashMap<NodeId, (State, Counts)> {
+        let mut prints = FxHashMap::default();
         let mut stack: Vec<&Node> = self.nodes.iter().collect();
         while let Some(node) = stack.pop() {
             prints.insert(node.id.clone(), (node.state, node.counts));
@@ -624,8 +624,8 @@ fn editor_for(world: &World, index: usize, source: &SourceKind) -> Result<Editor
 }
 
 /// Clients whose spec, status or evaluation differ between two worlds (new ones included).
-fn edited_clients(before: &World, after: &World) -> HashSet<ObjectRef> {
-    let earlier: HashMap<&ObjectRef, usize> = before
+fn edited_clients(before: &World, after: &World) -> FxHashSet<ObjectRef> {
+    let earlier: FxHashMap<&ObjectRef, usize> = before
         .evaluations
         .iter()
         .enumerate()
