@@ -618,7 +618,7 @@ fn editor_for(world: &World, index: usize, source: &SourceKind) -> Result<Editor
         &text,
         target,
         Planner::new(world.inventory().clone()),
-        world.snapshot_source(source),
+        source.to_string(),
         world.snapshot.read_at,
     ))
 }

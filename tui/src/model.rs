@@ -91,11 +91,6 @@ impl World {
         &self.snapshot.inventory
     }
 
-    /// `folder examples` or `context prod`, for banners.
-    pub fn snapshot_source(&self, source: &SourceKind) -> String {
-        source.to_string()
-    }
-
     /// The state of the client at `index`, as the tree shows it.
     pub fn client_state(&self, index: usize) -> State {
         let evaluation = &self.evaluations[index];
