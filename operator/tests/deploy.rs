@@ -1,0 +1,130 @@
+//! `deploy/operator.yaml` grants what the operator does — every API call it makes — and
+//! nothing wildcard; its Deployment runs one replica of `run` with probes on the operator's
+//! own endpoints.
+
+use std::path::PathBuf;
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule};
+use serde_yaml_ng::Value;
+
+fn documents() -> Vec<Value> {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../deploy/operator.yaml");
+    let text = std::fs::read_to_string(&path).expect("deploy/operator.yaml");
+    serde_yaml_ng::Deserializer::from_str(&text)
+        .map(|document| serde::Deserialize::deserialize(document).expect("valid YAML"))
+        .filter(|value: &Value| !value.is_null())
+        .collect()
+}
+
+fn one<T: serde::de::DeserializeOwned>(kind: &str) -> T {
+    let document = documents()
+        .into_iter()
+        .find(|d| d["kind"] == Value::from(kind))
+        .unwrap_or_else(|| panic!("no {kind} in deploy/operator.yaml"));
+    serde_yaml_ng::from_value(document).unwrap_or_else(|error| panic!("{kind}: {error}"))
+}
+
+fn grants(rules: &[PolicyRule], group: &str, resource: &str, verb: &str) -> bool {
+    rules.iter().any(|rule| {
+        rule.api_groups.iter().flatten().any(|g| g == group)
+            && rule.resources.iter().flatten().any(|r| r == resource)
+            && rule.verbs.iter().any(|v| v == verb)
+    })
+}
+
+#[test]
+fn the_cluster_role_grants_every_call_the_operator_makes_and_no_wildcard() {
+    let role: ClusterRole = one("ClusterRole");
+    let rules = role.rules.unwrap_or_default();
+    let needed = [
+        (
+            "auth.nauthera.io",
+            "authclients",
+            &["get", "list", "watch", "patch"][..],
+        ),
+        ("auth.nauthera.io", "authclients/status", &["patch"][..]),
+        (
+            "auth.nauthera.io",
+            "authservers",
+            &["get", "list", "watch"][..],
+        ),
+        (
+            "auth.nauthera.io",
+            "authpolicies",
+            &["get", "list", "watch"][..],
+        ),
+        ("auth.nauthera.io", "authservers/status", &["patch"][..]),
+        ("auth.nauthera.io", "authpolicies/status", &["patch"][..]),
+        ("", "namespaces", &["list", "watch"][..]),
+        (
+            "",
+            "secrets",
+            &["get", "list", "watch", "patch", "delete"][..],
+        ),
+        ("events.k8s.io", "events", &["create", "patch"][..]),
+    ];
+    for (group, resource, verbs) in needed {
+        for verb in verbs {
+            assert!(
+                grants(&rules, group, resource, verb),
+                "missing: {verb} {resource}.{group}"
+            );
+        }
+    }
+    for rule in &rules {
+        assert!(
+            !rule.verbs.iter().any(|v| v == "*"),
+            "wildcard verb in {rule:?}"
+        );
+        assert!(
+            !rule.resources.iter().flatten().any(|r| r == "*"),
+            "wildcard resource in {rule:?}"
+        );
+    }
+    let binding: ClusterRoleBinding = one("ClusterRoleBinding");
+    assert_eq!(binding.role_ref.name, role.metadata.name.unwrap());
+}
+
+#[test]
+fn one_replica_runs_the_operator_with_probes_on_its_endpoints() {
+    let deployment: Deployment = one("Deployment");
+    let spec = deployment.spec.unwrap();
+    assert_eq!(
+        spec.replicas,
+        Some(1),
+        "one writer: registrations must never be made twice"
+    );
+    let pod = spec.template.spec.unwrap();
+    let binding: ClusterRoleBinding = one("ClusterRoleBinding");
+    let subject = &binding.subjects.unwrap()[0];
+    assert_eq!(
+        pod.service_account_name.as_deref(),
+        Some(subject.name.as_str())
+    );
+    let container = &pod.containers[0];
+    assert_eq!(container.args.as_ref().unwrap()[0], "run");
+    let env: Vec<&str> = container
+        .env
+        .iter()
+        .flatten()
+        .map(|e| e.name.as_str())
+        .collect();
+    assert!(
+        env.contains(&"POD_NAMESPACE"),
+        "registration Secrets go to the operator's namespace"
+    );
+    let probe_path = |probe: Option<&k8s_openapi::api::core::v1::Probe>| {
+        probe
+            .and_then(|p| p.http_get.as_ref())
+            .and_then(|h| h.path.clone())
+    };
+    assert_eq!(
+        probe_path(container.liveness_probe.as_ref()).as_deref(),
+        Some("/healthz")
+    );
+    assert_eq!(
+        probe_path(container.readiness_probe.as_ref()).as_deref(),
+        Some("/readyz")
+    );
+}
