@@ -20,7 +20,7 @@ fn documents() -> Vec<Value> {
 fn one<T: serde::de::DeserializeOwned>(kind: &str) -> T {
     let document = documents()
         .into_iter()
-        .find(|d| d["kind"] == Value::from(kind))
+        .find(|d| d["kind"].as_str() == Some(kind))
         .unwrap_or_else(|| panic!("no {kind} in deploy/operator.yaml"));
     serde_yaml_ng::from_value(document).unwrap_or_else(|error| panic!("{kind}: {error}"))
 }
