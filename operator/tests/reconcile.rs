@@ -126,6 +126,14 @@ fn base64(text: &str) -> String {
         .to_owned()
 }
 
+/// The client id and secret a credentials Secret holds.
+fn id_and_secret(secret: &Value) -> (String, String) {
+    (
+        decoded(secret, "client_id"),
+        decoded(secret, "client_secret"),
+    )
+}
+
 fn decoded(secret: &Value, key: &str) -> String {
     let bytes: k8s_openapi::ByteString =
         serde_json::from_value(secret["data"][key].clone()).unwrap();
@@ -296,10 +304,7 @@ async fn a_policy_ttl_change_updates_the_provider_and_the_status_not_the_secret(
     assert_eq!(received[1].1["reason"], "Updated");
     assert_eq!(received[3].1["status"]["effective"]["accessTokenTTL"], "5m");
 
-    let (id, secret) = (
-        decoded(&done.credentials, "client_id"),
-        decoded(&done.credentials, "client_secret"),
-    );
+    let (id, secret) = id_and_secret(&done.credentials);
     assert_eq!(
         provider.client_credentials(&id, &secret, "api:read").await,
         Ok(300),
@@ -360,10 +365,7 @@ async fn a_provisioned_client_that_turns_non_compliant_is_removed_from_the_provi
     let received = server.await.unwrap();
     assert_eq!(received[5].1["reason"], "Deprovisioned");
 
-    let (id, secret) = (
-        decoded(&done.credentials, "client_id"),
-        decoded(&done.credentials, "client_secret"),
-    );
+    let (id, secret) = id_and_secret(&done.credentials);
     assert_eq!(
         provider.client_credentials(&id, &secret, "api:read").await,
         Err("invalid_client".to_owned())
@@ -421,16 +423,16 @@ async fn deletion_removes_the_registration_first_then_the_secrets_then_the_final
         .await
         .expect("cleaned up");
     let received = server.await.unwrap();
-    let finalizer_patch = received[5].1.to_string();
-    assert!(
-        finalizer_patch.contains("remove") || finalizer_patch.contains("finalizers"),
-        "{finalizer_patch}"
+    assert_eq!(
+        received[5].1,
+        json!([
+            {"op": "test", "path": "/metadata/finalizers/0", "value": FINALIZER},
+            {"op": "remove", "path": "/metadata/finalizers/0"}
+        ]),
+        "only our finalizer is removed, and only if it is still ours"
     );
 
-    let (id, secret) = (
-        decoded(&done.credentials, "client_id"),
-        decoded(&done.credentials, "client_secret"),
-    );
+    let (id, secret) = id_and_secret(&done.credentials);
     assert_eq!(
         provider.client_credentials(&id, &secret, "api:read").await,
         Err("invalid_client".to_owned())
@@ -610,10 +612,7 @@ async fn a_client_that_moves_to_another_server_leaves_the_old_provider_for_the_n
     let received = server.await.unwrap();
     assert_eq!(received[1].1["reason"], "Moved");
 
-    let (old_id, old_secret) = (
-        decoded(&done.credentials, "client_id"),
-        decoded(&done.credentials, "client_secret"),
-    );
+    let (old_id, old_secret) = id_and_secret(&done.credentials);
     assert_eq!(
         old_provider
             .client_credentials(&old_id, &old_secret, "api:read")
@@ -623,10 +622,7 @@ async fn a_client_that_moves_to_another_server_leaves_the_old_provider_for_the_n
     );
     let credentials = &received[6].1;
     assert_eq!(decoded(credentials, "issuer_url"), new_provider.issuer);
-    let (id, secret) = (
-        decoded(credentials, "client_id"),
-        decoded(credentials, "client_secret"),
-    );
+    let (id, secret) = id_and_secret(credentials);
     assert_eq!(
         new_provider
             .client_credentials(&id, &secret, "api:read")

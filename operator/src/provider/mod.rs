@@ -13,7 +13,6 @@ pub mod dcr;
 use std::future::Future;
 
 use nauthera_shared::policy::EffectiveSettings;
-use nauthera_shared::resources::ClientType;
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
@@ -77,10 +76,6 @@ impl ClientMetadata {
         }
     }
 
-    pub fn is_public(&self) -> bool {
-        self.token_endpoint_auth_method == "none"
-    }
-
     /// Whether `registered` (as the provider reports it) already says what this says.
     /// Only the fields Nauthera sets are compared: providers add their own defaults.
     pub fn agrees_with(&self, registered: &Self) -> bool {
@@ -97,11 +92,6 @@ impl ClientMetadata {
         }
         ours == theirs
     }
-}
-
-/// Which client type a registration is for, from the effective settings.
-pub fn is_confidential(settings: &EffectiveSettings) -> bool {
-    settings.client_type == ClientType::Confidential
 }
 
 /// What the provider answered to a registration: the credentials, and how to manage it.
