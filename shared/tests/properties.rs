@@ -5,12 +5,12 @@ use std::collections::BTreeMap;
 use nauthera_shared::Inventory;
 use nauthera_shared::impact::{ImpactKind, Planner, compare, parse_proposed_policy};
 use nauthera_shared::manifests::parse_documents;
-use nauthera_shared::policy::Compliance;
+use nauthera_shared::policy::{Compliance, Standing};
 use nauthera_shared::resources::{
     AllowedNamespaces, AuthClient, AuthClientSpec, AuthPolicy, AuthPolicySpec, AuthServer,
     AuthServerRef, AuthServerSpec, ClientAuthMethod, ClientAuthentication, ClientType, Enforcement,
     GrantType, LabelSelector, NamespacesFrom, ObjectRef, ProviderSpec, ProviderType,
-    RedirectUriRules, TokenLifetimes,
+    RedirectUriRules, TokenLifetimes, ViolationResponse,
 };
 use proptest::prelude::*;
 use proptest::sample::subsequence;
@@ -76,14 +76,23 @@ fn policy_strategy(index: usize) -> impl Strategy<Value = AuthPolicy> {
         prop::bool::weighted(0.2),
         prop::option::of(prop::sample::select(vec!["gold", "silver"])),
         prop::bool::weighted(0.8),
+        prop::bool::weighted(0.3),
     );
     (rules, scope).prop_map(
-        move |((scopes, grants, ttl, pkce, method), (loopback, hosts, audit, tier, production))| {
+        move |(
+            (scopes, grants, ttl, pkce, method),
+            (loopback, hosts, audit, tier, production, revoke),
+        )| {
             let spec = AuthPolicySpec {
                 enforcement: if audit {
                     Enforcement::Audit
                 } else {
                     Enforcement::Enforce
+                },
+                violation_response: if revoke {
+                    ViolationResponse::Revoke
+                } else {
+                    ViolationResponse::Keep
                 },
                 client_selector: tier.map(|tier| selector(&[("tier", tier)])),
                 namespace_selector: None,
@@ -365,6 +374,34 @@ proptest! {
         for evaluation in &evaluations {
             prop_assert_eq!(evaluation.effective.is_some(), evaluation.compliance.is_provisionable());
             prop_assert_eq!(evaluation.compliance == Compliance::Compliant, evaluation.violations.is_empty());
+        }
+    }
+
+    #[test]
+    fn only_a_revoke_policy_whose_enforced_rule_is_broken_revokes(world in world()) {
+        for evaluation in world.evaluate_all() {
+            for policy in &evaluation.revoked_by {
+                let spec = &world.policies.iter().find(|p| &ObjectRef::of(*p) == policy).unwrap().spec;
+                prop_assert_eq!(spec.violation_response, ViolationResponse::Revoke);
+                prop_assert_eq!(evaluation.standing, Standing::Governed);
+                prop_assert_eq!(evaluation.compliance, Compliance::NonCompliant);
+                let name = policy.to_string();
+                prop_assert!(evaluation.violations.iter().any(|v| v.is_enforced() && v.policy.as_deref() == Some(name.as_str())));
+            }
+        }
+    }
+
+    #[test]
+    fn losing_a_policy_or_trust_never_revokes(world in world(), which in any::<prop::sample::Index>()) {
+        let mut world = world;
+        if !world.policies.is_empty() {
+            world.policies.remove(which.index(world.policies.len()));
+        }
+        world.namespaces.clear();
+        for evaluation in world.evaluate_all() {
+            if evaluation.standing != Standing::Governed {
+                prop_assert!(evaluation.revoked_by.is_empty());
+            }
         }
     }
 }

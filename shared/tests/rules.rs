@@ -605,3 +605,45 @@ fn an_unrestricted_client_gets_secure_defaults() {
         "PKCE only concerns the authorization code flow"
     );
 }
+
+#[test]
+fn only_an_enforced_rule_of_a_revoke_policy_revokes_a_registration() {
+    let spec = format!("{WEB}\nscopes: [openid, 'api:write']");
+    let revoking = policy(
+        "strict",
+        "",
+        "violationResponse: Revoke\nallowedScopes: [openid]",
+    );
+    let keeping = policy("keeping", "", "allowedScopes: [openid]");
+    let auditing = policy(
+        "auditing",
+        "",
+        "enforcement: Audit\nviolationResponse: Revoke\nallowedScopes: [openid]",
+    );
+    let evaluation = evaluate(vec![revoking.clone()], client("team", "app", "", &spec));
+    assert_eq!(
+        evaluation.revoked_by,
+        [nauthera_shared::resources::ObjectRef::new(
+            "security", "strict"
+        )]
+    );
+    for others in [vec![keeping], vec![auditing]] {
+        let evaluation = evaluate(others, client("team", "app", "", &spec));
+        assert!(evaluation.revoked_by.is_empty(), "{evaluation:?}");
+    }
+    // A compliant client is never revoked, even under a revoking policy.
+    let evaluation = evaluate(vec![revoking], client("team", "app", "", WEB));
+    assert!(evaluation.revoked_by.is_empty());
+}
+
+#[test]
+fn a_broken_revoke_policy_revokes_nothing() {
+    let broken = policy(
+        "broken",
+        "",
+        "violationResponse: Revoke\ntoken: {accessTokenTTL: soon}",
+    );
+    let evaluation = evaluate(vec![broken], client("team", "app", "", WEB));
+    assert_eq!(evaluation.compliance, Compliance::NonCompliant);
+    assert!(evaluation.revoked_by.is_empty());
+}

@@ -8,7 +8,8 @@ use kube::core::{Selector, SelectorExt};
 
 use crate::duration::Lifetime;
 use crate::resources::{
-    AuthPolicy, ClientAuthMethod, Enforcement, GrantType, LabelSelector, ObjectRef, labels_of,
+    AuthPolicy, ClientAuthMethod, Enforcement, GrantType, LabelSelector, ObjectRef,
+    ViolationResponse, labels_of,
 };
 
 /// A problem in an object's own spec, with the field it is in.
@@ -71,6 +72,7 @@ pub struct CompiledPolicy {
     pub reference: ObjectRef,
     pub labels: BTreeMap<String, String>,
     pub enforcement: Enforcement,
+    pub violation_response: ViolationResponse,
     pub(crate) client_selector: CompiledSelector,
     pub(crate) namespace_selector: CompiledSelector,
     pub access_token_ttl: Option<Lifetime>,
@@ -150,6 +152,7 @@ impl CompiledPolicy {
             reference: ObjectRef::of(policy),
             labels: labels_of(policy).clone(),
             enforcement: spec.enforcement,
+            violation_response: spec.violation_response,
             client_selector,
             namespace_selector,
             access_token_ttl,

@@ -7,7 +7,7 @@ use super::resolve::{CompiledServer, Evaluator, Labels, no_policy_message};
 use super::rules::{FixedFindings, check_fixed_rules, check_policy_rules};
 use super::violation::{Violation, rule};
 use super::{Compliance, Evaluation, Standing};
-use crate::resources::{AuthClient, ObjectRef, labels_of};
+use crate::resources::{AuthClient, ObjectRef, ViolationResponse, labels_of};
 
 /// What the engine knows of a client before any policy is consulted: who it is, which
 /// server it names, and what Nauthera's fixed rules say of it. A policy edit changes none
@@ -40,6 +40,7 @@ pub(crate) struct Outcome<'e> {
     standing: Standing,
     governing: Vec<&'e CompiledPolicy>,
     violations: Vec<Violation>,
+    revoked_by: Vec<&'e CompiledPolicy>,
     compliance: Compliance,
     decided: Option<PolicyDecided<'e>>,
 }
@@ -71,6 +72,12 @@ impl Outcome<'_> {
         self.compliance == earlier.compliance
             && self.standing == earlier.standing
             && self.violations == earlier.violations
+            && self.revoked_by.len() == earlier.revoked_by.len()
+            && self
+                .revoked_by
+                .iter()
+                .zip(&earlier.revoked_by)
+                .all(|(policy, name)| &policy.reference == name)
             && self.governing.len() == earlier.governing.len()
             && self
                 .governing
@@ -95,6 +102,11 @@ impl Outcome<'_> {
                 .collect(),
             effective: self.decided.map(|decided| decided.settings_for(client)),
             violations: self.violations,
+            revoked_by: self
+                .revoked_by
+                .iter()
+                .map(|policy| policy.reference.clone())
+                .collect(),
             compliance: self.compliance,
         }
     }
@@ -135,6 +147,7 @@ impl Evaluator {
             standing,
             governing: Vec::new(),
             violations: vec![Violation::fixed("spec.authServerRef", rule, message)],
+            revoked_by: Vec::new(),
             compliance: Compliance::NonCompliant,
             decided: None,
         };
@@ -182,8 +195,14 @@ impl Evaluator {
         } else {
             Compliance::AuditViolations
         };
+        let revoked_by = governing
+            .iter()
+            .copied()
+            .filter(|policy| revokes(policy, &violations))
+            .collect();
         Outcome {
             standing: Standing::Governed,
+            revoked_by,
             decided: compliance
                 .is_provisionable()
                 .then(|| decide(client, &governing)),
@@ -192,4 +211,18 @@ impl Evaluator {
             compliance,
         }
     }
+}
+
+/// Whether `policy` revokes a client with these violations: it asks for it, and the
+/// client breaks one of its enforced rules. A policy that is itself broken revokes
+/// nothing: a bad edit must not wipe registrations.
+fn revokes(policy: &CompiledPolicy, violations: &[Violation]) -> bool {
+    let name = policy.reference.to_string();
+    policy.violation_response == ViolationResponse::Revoke
+        && policy.errors.is_empty()
+        && violations.iter().any(|violation| {
+            violation.is_enforced()
+                && violation.rule != rule::POLICY_VALID
+                && violation.policy.as_deref() == Some(name.as_str())
+        })
 }

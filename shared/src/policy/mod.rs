@@ -68,6 +68,10 @@ pub struct Evaluation {
     pub compliance: Compliance,
     /// The settings the client is provisioned with; present when it is provisionable.
     pub effective: Option<EffectiveSettings>,
+    /// The governing policies with `violationResponse: Revoke` whose enforced rules the
+    /// client breaks: its registration, if any, is to be deleted. Empty in every other
+    /// case — a broken policy (`policyValid`) never revokes, an accident must not.
+    pub revoked_by: Vec<ObjectRef>,
 }
 
 impl Evaluation {

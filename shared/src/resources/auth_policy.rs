@@ -44,10 +44,19 @@ use crate::duration::GO_DURATION_PATTERN;
 )]
 #[serde(rename_all = "camelCase")]
 pub struct AuthPolicySpec {
-    /// `Enforce` (default): a client that breaks a rule is not provisioned, and is removed
-    /// from the provider if it was. `Audit`: violations are reported but the client works.
+    /// `Enforce` (default): a client that breaks a rule is not provisioned; one already
+    /// provisioned keeps its registration as it was, without the forbidden change (see
+    /// `violationResponse`). `Audit`: violations are reported but the client works.
     #[serde(default)]
     pub enforcement: Enforcement,
+
+    /// What happens to the live registration of a client that breaks an enforced rule of
+    /// this policy. `Keep` (default): it stays as it was last provisioned, and the client
+    /// reports why its changes are withheld. `Revoke`: it is deleted at the provider and its
+    /// credentials Secret removed. Nothing else (a deleted policy, a server gone, lost
+    /// namespace trust) ever removes a registration.
+    #[serde(default, skip_serializing_if = "ViolationResponse::is_keep")]
+    pub violation_response: ViolationResponse,
 
     /// Narrows the governed clients to those whose labels match. Omitted: every client of
     /// a server that selects this policy.
@@ -94,11 +103,29 @@ pub struct AuthPolicySpec {
 /// What happens to a client that breaks a rule.
 #[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, Default, JsonSchema)]
 pub enum Enforcement {
-    /// Non-compliant clients are not provisioned (and are removed if they were).
+    /// Non-compliant clients are not provisioned; provisioned ones keep their registration
+    /// unchanged unless `violationResponse` is `Revoke`.
     #[default]
     Enforce,
     /// Violations are reported; clients keep working.
     Audit,
+}
+
+/// What an enforced violation does to a registration that already exists.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, Default, JsonSchema)]
+pub enum ViolationResponse {
+    /// The registration stays as it was; only the forbidden change is withheld.
+    #[default]
+    Keep,
+    /// The registration is deleted at the provider, and the credentials Secret with it.
+    Revoke,
+}
+
+impl ViolationResponse {
+    #[allow(clippy::trivially_copy_pass_by_ref)] // the signature serde's skip_serializing_if requires
+    pub fn is_keep(&self) -> bool {
+        *self == Self::Keep
+    }
 }
 
 /// Token lifetimes as Go durations.

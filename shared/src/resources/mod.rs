@@ -17,7 +17,7 @@ pub use auth_client::{
 };
 pub use auth_policy::{
     AuthPolicy, AuthPolicySpec, AuthPolicyStatus, ClientAuthMethod, ClientAuthentication,
-    Enforcement, RedirectUriRules, SecretRotation, TokenLifetimes,
+    Enforcement, RedirectUriRules, SecretRotation, TokenLifetimes, ViolationResponse,
 };
 pub use auth_server::{
     AllowedNamespaces, AuthServer, AuthServerSpec, AuthServerStatus, NamespacesFrom, ProviderSpec,
