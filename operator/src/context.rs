@@ -1,12 +1,17 @@
-//! What every reconcile shares: the Kubernetes client, the stores of servers, policies and
-//! namespaces the engine needs, events, metrics, and the operator's own namespace (where
-//! registration Secrets live).
+//! What every reconcile shares: the Kubernetes client, one shared store per kind, the
+//! policy engine built once per change of servers, policies or namespaces, one HTTP
+//! client and discovery cache for every provider, events, metrics, and what the operator
+//! remembers of each client between reconciles (failures, when its registration was last
+//! read, a registration it could not record yet).
 
-use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::Duration;
+use std::collections::{BTreeSet, HashMap};
+use std::hash::{Hash, Hasher};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::{Namespace, Secret};
+use kube::core::PartialObjectMeta;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::reflector::Store;
 use kube::{Api, Client, Resource};
@@ -17,67 +22,98 @@ use secrecy::SecretString;
 
 use crate::Error;
 use crate::metrics::Metrics;
-use crate::provider::dcr::DcrDriver;
+use crate::provider::ProviderError;
+use crate::provider::discovery::DiscoveryCache;
+use crate::secrets::StoredRegistration;
 
 pub const FIELD_MANAGER: &str = "nauthera-operator";
 
-pub struct Context {
-    pub client: Client,
+/// One store per kind, shared by every controller and task, and the policy engine over
+/// them.
+#[derive(Clone)]
+pub struct Stores {
+    pub clients: Store<AuthClient>,
     pub servers: Store<AuthServer>,
     pub policies: Store<AuthPolicy>,
-    pub namespaces: Store<Namespace>,
-    pub recorder: Recorder,
-    pub metrics: Metrics,
-    /// Where registration Secrets are kept, out of the teams' reach.
-    pub operator_namespace: String,
-    /// Consecutive failures per client, for backoff.
-    failures: Mutex<HashMap<ObjectRef, u32>>,
+    /// Labels are all the engine needs of a namespace.
+    pub namespaces: Store<PartialObjectMeta<Namespace>>,
+    /// Bumped whenever servers, policies or namespace labels change: the engine is
+    /// rebuilt on the next evaluation, and only then.
+    pub changes: Arc<AtomicU64>,
+    engine: Arc<Mutex<Option<Built>>>,
 }
 
-impl Context {
+/// An engine, and the count of changes it was built after.
+type Built = (u64, Arc<Evaluator>);
+
+impl Stores {
     pub fn new(
-        client: Client,
+        clients: Store<AuthClient>,
         servers: Store<AuthServer>,
         policies: Store<AuthPolicy>,
-        namespaces: Store<Namespace>,
-        operator_namespace: String,
+        namespaces: Store<PartialObjectMeta<Namespace>>,
     ) -> Self {
-        let reporter = Reporter {
-            controller: FIELD_MANAGER.to_owned(),
-            instance: std::env::var("POD_NAME").ok(),
-        };
         Self {
-            recorder: Recorder::new(client.clone(), reporter),
-            client,
+            clients,
             servers,
             policies,
             namespaces,
-            metrics: Metrics::default(),
-            operator_namespace,
-            failures: Mutex::new(HashMap::new()),
+            changes: Arc::new(AtomicU64::new(0)),
+            engine: Arc::new(Mutex::new(None)),
         }
     }
 
-    /// Waits until servers, policies and namespaces have been listed once: judging a
-    /// client against half-filled stores would withhold clients that comply.
-    pub async fn wait_for_stores(&self) {
+    /// Waits until every store has been listed once.
+    pub async fn ready(&self) {
+        let _ = self.clients.wait_until_ready().await;
         let _ = self.servers.wait_until_ready().await;
         let _ = self.policies.wait_until_ready().await;
         let _ = self.namespaces.wait_until_ready().await;
     }
 
-    /// The engine over the servers, policies and namespaces as the stores hold them now.
-    pub fn evaluator(&self) -> Evaluator {
-        let servers: Vec<AuthServer> = self.servers.state().iter().map(|s| (**s).clone()).collect();
-        let policies: Vec<AuthPolicy> = self
-            .policies
-            .state()
-            .iter()
-            .map(|p| (**p).clone())
-            .collect();
-        let inventory = Inventory {
-            servers,
-            policies,
+    /// The kinds whose store has not been listed yet.
+    pub fn pending(&self) -> Vec<&'static str> {
+        [
+            ("AuthClient", listed(&self.clients)),
+            ("AuthServer", listed(&self.servers)),
+            ("AuthPolicy", listed(&self.policies)),
+            ("Namespace", listed(&self.namespaces)),
+        ]
+        .into_iter()
+        .filter(|(_, ready)| !ready)
+        .map(|(kind, _)| kind)
+        .collect()
+    }
+
+    /// The engine over the servers, policies and namespaces as the stores hold them,
+    /// built again only after one of them changed.
+    pub fn evaluator(&self) -> Arc<Evaluator> {
+        let changes = self.changes.load(Ordering::Acquire);
+        let mut engine = lock(&self.engine);
+        if let Some((built_at, evaluator)) = engine.as_ref()
+            && *built_at == changes
+        {
+            return Arc::clone(evaluator);
+        }
+        let evaluator = Arc::new(self.inventory().evaluator());
+        *engine = Some((changes, Arc::clone(&evaluator)));
+        evaluator
+    }
+
+    fn inventory(&self) -> Inventory {
+        fn cloned<K: Clone + kube::runtime::reflector::Lookup>(store: &Store<K>) -> Vec<K>
+        where
+            K::DynamicType: Eq + Hash + Clone,
+        {
+            store
+                .state()
+                .iter()
+                .map(|object| (**object).clone())
+                .collect()
+        }
+        Inventory {
+            servers: cloned(&self.servers),
+            policies: cloned(&self.policies),
             clients: Vec::new(),
             namespaces: self
                 .namespaces
@@ -90,54 +126,136 @@ impl Context {
                     ))
                 })
                 .collect(),
+        }
+    }
+}
+
+/// How the operator runs: its namespace, and how often registrations are read again.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// Where registration records are kept, out of the teams' reach.
+    pub operator_namespace: String,
+    /// How often each registration is read at its provider, to notice drift.
+    pub resync: Duration,
+}
+
+/// What the operator remembers of one client (by UID) between reconciles.
+#[derive(Default)]
+struct Memory {
+    /// Consecutive failures, for backoff.
+    failures: u32,
+    /// When its registration was last read, registered or updated.
+    verified: Option<Instant>,
+    /// A registration made but not yet recorded (its record could not be written and the
+    /// provider would not take it back): recorded before anything is registered again.
+    unrecorded: Option<StoredRegistration>,
+    /// Drift put back once: if the provider shows the same again, it is not rewritten.
+    repaired: Vec<&'static str>,
+}
+
+pub struct Context {
+    pub client: Client,
+    pub stores: Stores,
+    pub settings: Settings,
+    pub http: reqwest::Client,
+    pub discovery: DiscoveryCache,
+    pub recorder: Recorder,
+    pub metrics: Metrics,
+    memory: Mutex<HashMap<String, Memory>>,
+    /// Per issuer, the settings its provider does not keep (for the server's status).
+    unheld: Mutex<HashMap<String, BTreeSet<&'static str>>>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Context {
+    pub fn new(client: Client, stores: Stores, settings: Settings) -> Result<Self, Error> {
+        let reporter = Reporter {
+            controller: FIELD_MANAGER.to_owned(),
+            instance: std::env::var("POD_NAME").ok(),
         };
-        inventory.evaluator()
+        let metrics = Metrics::default();
+        Ok(Self {
+            recorder: Recorder::new(client.clone(), reporter),
+            client,
+            stores,
+            settings,
+            http: crate::provider::dcr::http_client()?,
+            discovery: DiscoveryCache::counting(metrics.discovery_fetches.clone()),
+            metrics,
+            memory: Mutex::new(HashMap::new()),
+            unheld: Mutex::new(HashMap::new()),
+        })
     }
 
-    pub fn server(&self, reference: &ObjectRef) -> Option<AuthServer> {
-        self.servers
-            .state()
-            .iter()
-            .find(|server| &ObjectRef::of(server.as_ref()) == reference)
-            .map(|server| (**server).clone())
+    pub fn evaluator(&self) -> Arc<Evaluator> {
+        self.stores.evaluator()
     }
 
-    /// A driver that can register new clients at `server`'s provider: its registration
-    /// endpoint, and its initial access token read from the Secret the server names.
-    pub async fn registering_driver(&self, server: &AuthServer) -> Result<DcrDriver, Error> {
-        let provider = &server.spec.provider;
-        let token = match &provider.initial_access_token_secret_ref {
-            None => None,
-            Some(reference) => {
-                let namespace = server.meta().namespace.clone().unwrap_or_default();
-                let secrets: Api<Secret> = Api::namespaced(self.client.clone(), &namespace);
-                let secret = secrets.get_opt(&reference.name).await?.ok_or_else(|| {
-                    Error::InitialAccessToken(format!(
-                        "Secret {namespace}/{} (spec.provider.initialAccessTokenSecretRef of AuthServer {}) does not exist",
-                        reference.name,
-                        ObjectRef::of(server)
-                    ))
-                })?;
-                let value = secret
-                    .data
-                    .as_ref()
-                    .and_then(|data| data.get(&reference.key))
-                    .and_then(|value| String::from_utf8(value.0.clone()).ok())
-                    .ok_or_else(|| {
-                        Error::InitialAccessToken(format!(
-                            "Secret {namespace}/{} has no key {:?} (spec.provider.initialAccessTokenSecretRef.key)",
-                            reference.name, reference.key
-                        ))
-                    })?;
-                Some(SecretString::from(value.trim().to_owned()))
-            }
-        };
-        Ok(DcrDriver::for_issuer(
-            &server.spec.issuer_url,
-            provider.registration_endpoint.as_deref(),
-            token,
+    pub fn server(&self, reference: &ObjectRef) -> Option<Arc<AuthServer>> {
+        self.stores.servers.get(
+            &kube::runtime::reflector::ObjectRef::new(&reference.name).within(&reference.namespace),
         )
-        .await?)
+    }
+
+    /// Whether the operator's own namespace exists, so registrations can be recorded.
+    pub fn can_record(&self) -> bool {
+        self.stores
+            .namespaces
+            .get(&kube::runtime::reflector::ObjectRef::new(
+                &self.settings.operator_namespace,
+            ))
+            .is_some_and(|namespace| namespace.metadata.deletion_timestamp.is_none())
+    }
+
+    /// Where `server`'s provider takes registrations, and the initial access token from
+    /// the Secret the server names.
+    pub async fn registration_endpoint(
+        &self,
+        server: &AuthServer,
+    ) -> Result<(String, Option<SecretString>), Error> {
+        let provider = &server.spec.provider;
+        let endpoint = if let Some(endpoint) = &provider.registration_endpoint {
+            endpoint.clone()
+        } else {
+            let discovered = self
+                .discovery
+                .get(&self.http, &server.spec.issuer_url)
+                .await?;
+            discovered.document.registration_endpoint.clone().ok_or_else(|| {
+                ProviderError::Protocol(format!(
+                    "{} offers no registration_endpoint: dynamic client registration is not enabled there",
+                    server.spec.issuer_url
+                ))
+            })?
+        };
+        let Some(reference) = &provider.initial_access_token_secret_ref else {
+            return Ok((endpoint, None));
+        };
+        let namespace = server.meta().namespace.clone().unwrap_or_default();
+        let secrets: Api<Secret> = Api::namespaced(self.client.clone(), &namespace);
+        let missing = |what: String| Error::InitialAccessToken(what);
+        let secret = secrets.get_opt(&reference.name).await?.ok_or_else(|| {
+            missing(format!(
+                "Secret {namespace}/{} (spec.provider.initialAccessTokenSecretRef of AuthServer {}) does not exist",
+                reference.name,
+                ObjectRef::of(server)
+            ))
+        })?;
+        let value = secret
+            .data
+            .as_ref()
+            .and_then(|data| data.get(&reference.key))
+            .and_then(|value| String::from_utf8(value.0.clone()).ok())
+            .ok_or_else(|| {
+                missing(format!(
+                    "Secret {namespace}/{} has no key {:?} (spec.provider.initialAccessTokenSecretRef.key)",
+                    reference.name, reference.key
+                ))
+            })?;
+        Ok((endpoint, Some(SecretString::from(value.trim().to_owned()))))
     }
 
     /// Records an event on `client`; an event that cannot be written is logged, never fatal.
@@ -154,21 +272,111 @@ impl Context {
         }
     }
 
-    /// Backoff after a failure: 5 s, doubling per consecutive failure, at most 5 minutes.
-    pub fn backoff(&self, client: &ObjectRef) -> Duration {
-        let mut failures = self
-            .failures
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let count = failures.entry(client.clone()).or_insert(0);
-        *count = count.saturating_add(1);
-        Duration::from_secs(5u64.saturating_mul(1 << (*count - 1).min(6)).min(300))
+    fn memory(&self) -> MutexGuard<'_, HashMap<String, Memory>> {
+        lock(&self.memory)
     }
 
-    pub fn succeeded(&self, client: &ObjectRef) {
-        self.failures
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .remove(client);
+    /// Backoff after a failure: 5 s, doubling per consecutive failure, at most 5 minutes.
+    pub fn backoff(&self, uid: &str) -> Duration {
+        let mut memory = self.memory();
+        let entry = memory.entry(uid.to_owned()).or_default();
+        entry.failures = entry.failures.saturating_add(1);
+        Duration::from_secs(
+            5u64.saturating_mul(1 << (entry.failures - 1).min(6))
+                .min(300),
+        )
     }
+
+    pub fn succeeded(&self, uid: &str) {
+        if let Some(entry) = self.memory().get_mut(uid) {
+            entry.failures = 0;
+        }
+    }
+
+    /// How long until the registration is due to be read again; zero when it is due.
+    /// A client not seen since the operator started is given a due time spread over the
+    /// interval, so a restart does not read every registration at once.
+    pub fn read_due_in(&self, uid: &str) -> Duration {
+        let resync = self.settings.resync;
+        let mut memory = self.memory();
+        let entry = memory.entry(uid.to_owned()).or_default();
+        let verified = *entry.verified.get_or_insert_with(|| {
+            let now = Instant::now();
+            now.checked_sub(spread(uid, resync)).unwrap_or(now)
+        });
+        resync.saturating_sub(verified.elapsed())
+    }
+
+    /// The registration was just read, registered or updated.
+    pub fn verified(&self, uid: &str) {
+        self.memory().entry(uid.to_owned()).or_default().verified = Some(Instant::now());
+    }
+
+    pub fn keep_unrecorded(&self, uid: &str, registration: StoredRegistration) {
+        self.memory().entry(uid.to_owned()).or_default().unrecorded = Some(registration);
+    }
+
+    pub fn take_unrecorded(&self, uid: &str) -> Option<StoredRegistration> {
+        self.memory().get_mut(uid)?.unrecorded.take()
+    }
+
+    /// Whether this drift was already put back once, and came back: the provider does
+    /// not keep these values as sent, and rewriting them forever helps nobody.
+    pub fn drift_returned(&self, uid: &str, drifted: &[&'static str]) -> bool {
+        let mut memory = self.memory();
+        let entry = memory.entry(uid.to_owned()).or_default();
+        if entry.repaired == drifted {
+            return true;
+        }
+        entry.repaired = drifted.to_vec();
+        false
+    }
+
+    /// The provider holds what was applied: drift, if it comes back, is new drift.
+    pub fn in_sync(&self, uid: &str) {
+        if let Some(entry) = self.memory().get_mut(uid) {
+            entry.repaired.clear();
+        }
+    }
+
+    pub fn forget(&self, uid: &str) {
+        self.memory().remove(uid);
+    }
+
+    /// Notes which settings `issuer`'s provider does not keep.
+    pub fn note_unheld(&self, issuer: &str, unheld: &[&'static str]) {
+        let mut all = lock(&self.unheld);
+        let known = all
+            .entry(issuer.trim_end_matches('/').to_owned())
+            .or_default();
+        known.extend(unheld.iter().copied());
+    }
+
+    pub fn unheld(&self, issuer: &str) -> BTreeSet<&'static str> {
+        lock(&self.unheld)
+            .get(issuer.trim_end_matches('/'))
+            .cloned()
+            .unwrap_or_default()
+    }
+}
+
+fn listed<K: Clone + kube::runtime::reflector::Lookup>(store: &Store<K>) -> bool
+where
+    K::DynamicType: Eq + Hash + Clone,
+{
+    use futures::FutureExt;
+    store
+        .wait_until_ready()
+        .now_or_never()
+        .is_some_and(|ready| ready.is_ok())
+}
+
+/// A stable offset in (0, `interval`] for `uid`.
+fn spread(uid: &str, interval: Duration) -> Duration {
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    uid.hash(&mut hasher);
+    let millis = u64::try_from(interval.as_millis())
+        .unwrap_or(u64::MAX)
+        .max(1);
+    Duration::from_millis(1 + hasher.finish() % millis)
 }

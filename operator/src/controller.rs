@@ -1,215 +1,237 @@
-//! Wiring: the AuthClient controller, the watches that re-reconcile exactly the clients a
-//! changed server, policy or namespace governs, and the HTTP endpoints beside it.
+//! Wiring, in the order a start-up must happen: the CRDs are there; every watch fills
+//! its store; the operator's namespace exists; this instance leads; then the AuthClient
+//! controller and the status summaries run — until a signal (the lease released, in-flight
+//! reconciles given a few seconds) or a lost lease (exit at once, a successor takes over).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
+use color_eyre::eyre::{Result, bail, eyre};
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::api::ListParams;
-use kube::runtime::reflector::{self, ObjectRef as StoreRef, Store};
-use kube::runtime::{Controller, WatchStreamExt, watcher};
-use kube::{Api, Client, Resource};
-use nauthera_shared::resources::{AuthClient, AuthPolicy, AuthServer, ObjectRef};
+use kube::runtime::Controller;
+use kube::runtime::controller::Config;
+use kube::runtime::reflector::ObjectRef as StoreRef;
+use kube::{Api, Client};
+use nauthera_shared::resources::AuthClient;
+use tokio::sync::watch;
 
-use crate::context::Context;
+use crate::context::{Context, Settings};
+use crate::leader::{Elector, LeaseSettings};
 use crate::reconcile::{error_policy, reconcile};
-use crate::secrets::MANAGED_BY;
-use crate::summaries::{Summaries, reconcile_policy, reconcile_server, summary_error};
+use crate::watch::Watches;
 
-/// Runs the operator until a signal says stop.
-pub async fn run(
-    client: Client,
-    operator_namespace: String,
-    listen: SocketAddr,
-) -> color_eyre::Result<()> {
-    check_crds(&client).await?;
-    let (servers, servers_writer) = reflector::store();
-    let (policies, policies_writer) = reflector::store();
-    let (namespaces, namespaces_writer) = reflector::store::<Namespace>();
-    let config = watcher::Config::default();
-    let servers_changes = watcher(Api::<AuthServer>::all(client.clone()), config.clone())
-        .default_backoff()
-        .reflect(servers_writer)
-        .touched_objects();
-    let policies_changes = watcher(Api::<AuthPolicy>::all(client.clone()), config.clone())
-        .default_backoff()
-        .reflect(policies_writer)
-        .touched_objects();
-    let namespaces_changes = watcher(Api::<Namespace>::all(client.clone()), config.clone())
-        .default_backoff()
-        .reflect(namespaces_writer)
-        .touched_objects();
-
-    let ctx = Arc::new(Context::new(
-        client.clone(),
-        servers.clone(),
-        policies.clone(),
-        namespaces.clone(),
-        operator_namespace,
-    ));
-    let ready = Arc::new(AtomicBool::new(false));
-    tokio::spawn(serve(listen, Arc::clone(&ctx), Arc::clone(&ready)));
-
-    let controller = Controller::new(Api::<AuthClient>::all(client.clone()), config.clone());
-    let clients = controller.store();
-    let owned = watcher::Config::default().labels(&format!("{}={}", MANAGED_BY.0, MANAGED_BY.1));
-    let (for_servers, for_policies, for_namespaces) =
-        (clients.clone(), clients.clone(), clients.clone());
-    let mapper_ctx = Arc::clone(&ctx);
-    let stores_ready = {
-        let (servers, policies, namespaces, ready) = (
-            servers.clone(),
-            policies.clone(),
-            namespaces.clone(),
-            Arc::clone(&ready),
-        );
-        async move {
-            let _ = servers.wait_until_ready().await;
-            let _ = policies.wait_until_ready().await;
-            let _ = namespaces.wait_until_ready().await;
-            ready.store(true, Ordering::Release);
-            tracing::info!("stores ready: reconciling");
-        }
-    };
-    tokio::spawn(stores_ready);
-    let summaries = Arc::new(Summaries {
-        ctx: Arc::clone(&ctx),
-        clients: clients.clone(),
-    });
-    let clients_run = controller
-        .owns(Api::<Secret>::all(client.clone()), owned)
-        .watches_stream(servers_changes, move |server| {
-            clients_of_server(&for_servers, &ObjectRef::of(&server))
-        })
-        .watches_stream(policies_changes, move |policy| {
-            clients_of_policy(&for_policies, &mapper_ctx, &ObjectRef::of(&policy))
-        })
-        .watches_stream(namespaces_changes, move |namespace| {
-            let name = namespace.metadata.name.clone().unwrap_or_default();
-            clients_in_namespace(&for_namespaces, &name)
-        })
-        .shutdown_on_signal()
-        .run(reconcile, error_policy, ctx)
-        .for_each(log_result);
-    // Server and policy status follow their clients: a client's change re-summarises its
-    // server and the policies recorded in its status.
-    let servers_run = Controller::new(Api::<AuthServer>::all(client.clone()), config.clone())
-        .watches(
-            Api::<AuthClient>::all(client.clone()),
-            config.clone(),
-            |client| {
-                let server = server_of(&client);
-                Some(StoreRef::<AuthServer>::new(&server.name).within(&server.namespace))
-            },
-        )
-        .shutdown_on_signal()
-        .run(reconcile_server, summary_error, Arc::clone(&summaries))
-        .for_each(log_result);
-    let policies_run = Controller::new(Api::<AuthPolicy>::all(client.clone()), config.clone())
-        .watches(Api::<AuthClient>::all(client), config, |client| {
-            client
-                .status
-                .map(|status| status.applied_policies)
-                .unwrap_or_default()
-                .into_iter()
-                .filter_map(|policy| {
-                    let (namespace, name) = policy.split_once('/')?;
-                    Some(StoreRef::<AuthPolicy>::new(name).within(namespace))
-                })
-        })
-        .shutdown_on_signal()
-        .run(reconcile_policy, summary_error, summaries)
-        .for_each(log_result);
-    futures::join!(clients_run, servers_run, policies_run);
-    Ok(())
+/// How the operator runs.
+#[derive(Clone, Debug)]
+pub struct Options {
+    pub settings: Settings,
+    pub listen: SocketAddr,
+    /// How many clients are reconciled at once.
+    pub concurrency: u16,
+    /// How long in-flight reconciles get to finish after a signal.
+    pub grace: Duration,
+    /// The leader lease; `None` runs without election (one instance only).
+    pub lease: Option<LeaseSettings>,
 }
 
-async fn log_result<T: std::fmt::Debug, E: std::fmt::Display>(result: Result<T, E>) {
+/// Runs the operator until a signal says stop.
+pub async fn run(client: Client, options: Options) -> Result<()> {
+    let shutdown = Shutdown::listen();
+    check_crds(&client).await?;
+    let Watches {
+        stores,
+        triggers,
+        summaries,
+    } = crate::watch::start(&client);
+    let ctx = Arc::new(Context::new(
+        client.clone(),
+        stores,
+        options.settings.clone(),
+    )?);
+    let ready = Arc::new(AtomicBool::new(false));
+    tokio::spawn(serve(options.listen, Arc::clone(&ctx), Arc::clone(&ready)));
+
+    tokio::select! {
+        () = wait_for_stores(&ctx) => {}
+        () = shutdown.requested() => return Ok(()),
+    }
+    let namespace = &options.settings.operator_namespace;
+    if !ctx.can_record() {
+        bail!(
+            "the operator's namespace {namespace:?} does not exist (or is being deleted): registration records are kept there. Create it (kubectl apply -f deploy/operator.yaml creates nauthera-system), or pass --namespace NAME"
+        );
+    }
+    ready.store(true, Ordering::Release);
+    tracing::info!("stores ready");
+
+    let elector = options
+        .lease
+        .clone()
+        .map(|lease| Elector::new(client.clone(), lease));
+    let lease = match &elector {
+        None => None,
+        Some(elector) => tokio::select! {
+            lease = elector.acquire() => Some(lease),
+            () = shutdown.requested() => return Ok(()),
+        },
+    };
+    ctx.metrics.leader.set(1);
+    tracing::info!(concurrency = options.concurrency, resync = ?options.settings.resync, "leading: reconciling every AuthClient");
+
+    let (stop, stopped) = futures::channel::oneshot::channel::<()>();
+    let (queue, queued) = futures::channel::mpsc::unbounded();
+    triggers.connect(queue.clone());
+    // Leading starts with every client; changes follow through the triggers.
+    for client in ctx.stores.clients.state() {
+        let _ = queue.unbounded_send(client);
+    }
+    let controller = Controller::for_shared_stream(queued, ctx.stores.clients.clone())
+        .with_config(Config::default().concurrency(options.concurrency))
+        .graceful_shutdown_on(async {
+            let _ = stopped.await;
+        })
+        .run(reconcile, error_policy, Arc::clone(&ctx))
+        .for_each(log_result);
+    let mut controller = tokio::spawn(controller);
+    let summaries = tokio::spawn(crate::summaries::run(Arc::clone(&ctx), summaries));
+
+    let lost = async {
+        match (&elector, lease) {
+            (Some(elector), Some(lease)) => elector.hold(lease).await,
+            _ => std::future::pending().await,
+        }
+    };
+    let ending = tokio::select! {
+        () = shutdown.requested() => Ending::Signal,
+        lost = lost => Ending::Lost(lost),
+        _ = &mut controller => Ending::ControllerStopped,
+    };
+    triggers.disconnect();
+    summaries.abort();
+    let _ = stop.send(());
+    // After a lost lease another instance may lead at any moment: stop at once.
+    let grace = match ending {
+        Ending::Signal => options.grace,
+        Ending::Lost(_) | Ending::ControllerStopped => Duration::from_secs(1),
+    };
+    if tokio::time::timeout(grace, &mut controller).await.is_err() {
+        tracing::warn!(
+            ?grace,
+            "in-flight reconciles did not finish in time; abandoning them (each resumes from its record on the next start)"
+        );
+        controller.abort();
+    }
+    ctx.metrics.leader.set(0);
+    match ending {
+        Ending::Signal => {
+            if let Some(elector) = &elector {
+                elector.release().await;
+            }
+            tracing::info!("stopped");
+            Ok(())
+        }
+        Ending::Lost(lost) => Err(eyre!("stopped leading: {lost}")),
+        Ending::ControllerStopped => Err(eyre!("the AuthClient controller stopped unexpectedly")),
+    }
+}
+
+/// Why the operator stopped leading.
+enum Ending {
+    Signal,
+    Lost(crate::leader::Lost),
+    ControllerStopped,
+}
+
+/// Waits for every store, saying which ones it is still waiting for.
+async fn wait_for_stores(ctx: &Context) {
+    let waiting = async {
+        let mut interval = tokio::time::interval(Duration::from_secs(10));
+        interval.tick().await;
+        loop {
+            interval.tick().await;
+            tracing::info!(pending = ?ctx.stores.pending(), "waiting for the first listing of every kind (see earlier warnings for why)");
+        }
+    };
+    tokio::select! {
+        () = ctx.stores.ready() => {}
+        () = waiting => {}
+    }
+}
+
+/// SIGTERM or Ctrl-C: the first asks for a graceful stop; a second exits at once.
+#[derive(Clone)]
+struct Shutdown(watch::Receiver<bool>);
+
+impl Shutdown {
+    fn listen() -> Self {
+        let (sender, receiver) = watch::channel(false);
+        tokio::spawn(async move {
+            let mut count = 0;
+            loop {
+                signal().await;
+                count += 1;
+                if count == 1 {
+                    tracing::info!("signal received: stopping (a second signal exits at once)");
+                    let _ = sender.send(true);
+                } else {
+                    tracing::warn!("second signal: exiting now");
+                    std::process::exit(130);
+                }
+            }
+        });
+        Self(receiver)
+    }
+
+    async fn requested(&self) {
+        let mut receiver = self.0.clone();
+        let _ = receiver.wait_for(|stop| *stop).await;
+    }
+}
+
+async fn signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut terminate) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = terminate.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+async fn log_result<E: std::fmt::Display>(
+    result: Result<(StoreRef<AuthClient>, kube::runtime::controller::Action), E>,
+) {
     if let Err(error) = result {
         tracing::debug!(%error, "controller");
     }
 }
 
 /// Says plainly when the CRDs are missing, instead of retrying a 404 forever.
-async fn check_crds(client: &Client) -> color_eyre::Result<()> {
+async fn check_crds(client: &Client) -> Result<()> {
     let api: Api<AuthClient> = Api::all(client.clone());
     match api.list(&ListParams::default().limit(1)).await {
         Ok(_) => Ok(()),
-        Err(kube::Error::Api(response)) if response.code == 404 => Err(color_eyre::eyre::eyre!(
+        Err(kube::Error::Api(response)) if response.code == 404 => Err(eyre!(
             "the Nauthera CRDs are not installed in this cluster: kubectl apply --server-side -f crds/"
         )),
-        Err(error) => Err(color_eyre::eyre::eyre!("cannot list AuthClients: {error}")),
+        Err(error) => Err(eyre!("cannot list AuthClients: {error}")),
     }
-}
-
-fn store_ref(client: &AuthClient) -> StoreRef<AuthClient> {
-    StoreRef::from_obj(client)
-}
-
-fn server_of(client: &AuthClient) -> ObjectRef {
-    let reference = &client.spec.auth_server_ref;
-    let namespace = reference
-        .namespace
-        .clone()
-        .or_else(|| client.meta().namespace.clone())
-        .unwrap_or_default();
-    ObjectRef::new(namespace, reference.name.clone())
-}
-
-/// The clients that name `server`.
-pub fn clients_of_server(
-    clients: &Store<AuthClient>,
-    server: &ObjectRef,
-) -> Vec<StoreRef<AuthClient>> {
-    clients
-        .state()
-        .iter()
-        .filter(|client| &server_of(client) == server)
-        .map(|client| store_ref(client))
-        .collect()
-}
-
-/// The clients a policy may now govern (their server selects it) and those it governed
-/// (recorded in their status): a narrowed selector must release clients too.
-pub fn clients_of_policy(
-    clients: &Store<AuthClient>,
-    ctx: &Context,
-    policy: &ObjectRef,
-) -> Vec<StoreRef<AuthClient>> {
-    let evaluator = ctx.evaluator();
-    let servers: Vec<ObjectRef> = evaluator.servers_selecting(policy).cloned().collect();
-    let name = policy.to_string();
-    clients
-        .state()
-        .iter()
-        .filter(|client| {
-            servers.contains(&server_of(client))
-                || client
-                    .status
-                    .as_ref()
-                    .is_some_and(|status| status.applied_policies.contains(&name))
-        })
-        .map(|client| store_ref(client))
-        .collect()
-}
-
-/// The clients of a namespace whose labels changed: trust and selectors may differ now.
-pub fn clients_in_namespace(
-    clients: &Store<AuthClient>,
-    namespace: &str,
-) -> Vec<StoreRef<AuthClient>> {
-    clients
-        .state()
-        .iter()
-        .filter(|client| client.meta().namespace.as_deref() == Some(namespace))
-        .map(|client| store_ref(client))
-        .collect()
 }
 
 #[derive(Clone)]
@@ -230,11 +252,12 @@ async fn serve(listen: SocketAddr, ctx: Arc<Context>, ready: Arc<AtomicBool>) {
             "/readyz",
             get(|State(shared): State<Shared>| async move {
                 if shared.ready.load(Ordering::Acquire) {
-                    (StatusCode::OK, "ready")
+                    (StatusCode::OK, "ready".to_owned())
                 } else {
+                    let pending = shared.ctx.stores.pending().join(", ");
                     (
                         StatusCode::SERVICE_UNAVAILABLE,
-                        "syncing servers, policies and namespaces",
+                        format!("waiting for the first listing of: {pending}"),
                     )
                 }
             }),
@@ -242,7 +265,8 @@ async fn serve(listen: SocketAddr, ctx: Arc<Context>, ready: Arc<AtomicBool>) {
         .with_state(Shared { ctx, ready });
     match tokio::net::TcpListener::bind(listen).await {
         Ok(listener) => {
-            tracing::info!(%listen, "serving /metrics, /healthz, /readyz");
+            let address = listener.local_addr().map_or(listen, |a| a);
+            tracing::info!(listen = %address, "serving /metrics, /healthz, /readyz");
             if let Err(error) = axum::serve(listener, app).await {
                 tracing::error!(%error, "the HTTP server stopped");
             }

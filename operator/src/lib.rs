@@ -1,13 +1,18 @@
 //! `nauthera-operator`'s parts, as a library so tests can drive them.
 
+pub mod act;
 pub mod context;
 pub mod controller;
 pub mod error;
+pub mod gather;
+pub mod leader;
+pub mod lifecycle;
 pub mod metrics;
 pub mod provider;
 pub mod reconcile;
 pub mod secrets;
 pub mod status;
 pub mod summaries;
+pub mod watch;
 
 pub use error::Error;

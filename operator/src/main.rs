@@ -1,9 +1,14 @@
 //! `nauthera-operator`: reconciles AuthClients into an OIDC provider.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use color_eyre::eyre::{Context, Result};
+use nauthera_operator::context::Settings;
+use nauthera_operator::controller::Options;
+use nauthera_operator::leader::LeaseSettings;
+use nauthera_shared::duration::Lifetime;
 
 /// Nauthera's Kubernetes operator: provisions AuthClients in their AuthServer's OIDC
 /// provider, within the AuthPolicies that govern them, and writes their credentials to
@@ -20,14 +25,16 @@ enum Command {
     /// Run the operator: reconcile every AuthClient until stopped (SIGTERM, Ctrl-C).
     ///
     /// Out of cluster it uses the kubeconfig (KUBECONFIG or ~/.kube/config, current
-    /// context or --context); in a pod, its service account. Serves /metrics, /healthz and
-    /// /readyz on --listen.
+    /// context or --context); in a pod, its service account. Only one instance reconciles
+    /// at a time (a Lease in --namespace elects it); others wait, ready to take over.
+    /// Serves /metrics, /healthz and /readyz on --listen.
     #[command(
-        after_help = "Examples:\n  nauthera-operator run                       in a pod, or with the current context\n  nauthera-operator run --context kind-dev --namespace nauthera-system --log-format json"
+        after_help = "Examples:\n  nauthera-operator run                       in a pod, or with the current context\n  nauthera-operator run --context kind-dev --namespace nauthera-system --log-format json\n  nauthera-operator run --resync 1m --concurrency 32\n\nOn SIGTERM it stops taking work, gives in-flight reconciles --grace to finish, releases\nthe lease and exits; a second signal exits at once. A lost lease exits with status 1."
     )]
     Run {
-        /// Where registration Secrets are kept (the operator's own namespace; teams must
-        /// not be able to read Secrets there).
+        /// The operator's own namespace: registration records (with each client's
+        /// registration access token) and the leader Lease are kept there. Teams must not
+        /// be able to read Secrets in it. It must exist.
         #[arg(long, short, env = "POD_NAMESPACE", default_value = "nauthera-system")]
         namespace: String,
         /// The kubeconfig context to use out of cluster.
@@ -39,6 +46,26 @@ enum Command {
         /// Log format.
         #[arg(long, value_enum, default_value_t = LogFormat::Text)]
         log_format: LogFormat,
+        /// How often each registration is read at its provider, to repair drift (a
+        /// provider that lost a client, settings changed there). Go-style: 30s, 5m, 1h.
+        #[arg(long, default_value = "5m", value_parser = seconds)]
+        resync: Duration,
+        /// How many AuthClients are reconciled at once.
+        #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..))]
+        concurrency: u16,
+        /// How long in-flight reconciles get to finish after SIGTERM.
+        #[arg(long, default_value = "5s", value_parser = seconds)]
+        grace: Duration,
+        /// The name of the leader Lease in --namespace.
+        #[arg(long, default_value = "nauthera-operator")]
+        lease_name: String,
+        /// This instance's identity in the Lease; must be unique per running process.
+        /// Defaults to POD_NAME, else the host name and process id.
+        #[arg(long, env = "POD_NAME")]
+        identity: Option<String>,
+        /// Reconcile without leader election. Only safe when exactly one instance runs.
+        #[arg(long)]
+        no_leader_election: bool,
     },
     /// Print the CustomResourceDefinitions, or write one file per kind with --dir.
     ///
@@ -48,6 +75,12 @@ enum Command {
         #[arg(long, value_name = "DIR")]
         dir: Option<PathBuf>,
     },
+}
+
+fn seconds(text: &str) -> Result<Duration, String> {
+    text.parse::<Lifetime>()
+        .map(|lifetime| Duration::from_secs(lifetime.as_secs()))
+        .map_err(|error| error.to_string())
 }
 
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
@@ -64,30 +97,56 @@ fn main() -> Result<()> {
             context,
             listen,
             log_format,
+            resync,
+            concurrency,
+            grace,
+            lease_name,
+            identity,
+            no_leader_election,
         } => {
             let filter = tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| "info,kube=warn".into());
-            let logs = tracing_subscriber::fmt().with_env_filter(filter);
+            let logs = tracing_subscriber::fmt()
+                .with_env_filter(filter)
+                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()));
             match log_format {
                 LogFormat::Text => logs.init(),
                 LogFormat::Json => logs.json().init(),
             }
+            let identity = identity.unwrap_or_else(default_identity);
+            let lease = (!no_leader_election)
+                .then(|| LeaseSettings::new(lease_name, namespace.clone(), identity.clone()));
+            let options = Options {
+                settings: Settings {
+                    operator_namespace: namespace.clone(),
+                    resync,
+                },
+                listen,
+                concurrency,
+                grace,
+                lease,
+            };
             let runtime = tokio::runtime::Runtime::new()?;
-            runtime.block_on(async {
-                let options = kube::config::KubeConfigOptions {
+            let result = runtime.block_on(async {
+                let options_kube = kube::config::KubeConfigOptions {
                     context,
                     ..Default::default()
                 };
-                let config = match kube::Config::from_kubeconfig(&options).await {
+                let config = match kube::Config::from_kubeconfig(&options_kube).await {
                     Ok(config) => config,
                     Err(kubeconfig) => kube::Config::incluster().wrap_err_with(|| {
                         format!("no kubeconfig ({kubeconfig}) and not in a pod")
                     })?,
                 };
-                let client = kube::Client::try_from(config)?;
-                tracing::info!(%namespace, %listen, "nauthera-operator starting");
-                nauthera_operator::controller::run(client, namespace, listen).await
-            })?;
+                let client = kube::client::ClientBuilder::try_from(config)?
+                    .with_layer(&nauthera_operator::metrics::CountKubeCalls)
+                    .build();
+                tracing::info!(%namespace, %listen, %identity, "nauthera-operator starting");
+                nauthera_operator::controller::run(client, options).await
+            });
+            // Abandoned reconciles must not hold the process open.
+            runtime.shutdown_timeout(Duration::from_secs(1));
+            result?;
         }
         Command::Crds { dir: None } => print!("{}", nauthera_shared::crds::crds_yaml()),
         Command::Crds { dir: Some(dir) } => {
@@ -102,4 +161,14 @@ fn main() -> Result<()> {
         }
     }
     Ok(())
+}
+
+fn default_identity() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|name| name.trim().to_owned())
+        .filter(|name| !name.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "nauthera-operator".to_owned());
+    format!("{host}-{}", std::process::id())
 }

@@ -19,8 +19,23 @@ pub struct ProviderCallLabels {
     pub outcome: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KubeCallLabels {
+    /// `get`, `list`, `watch`, `create`, `update`, `patch` or `delete`.
+    pub verb: String,
+}
+
+/// Every request the operator makes to the Kubernetes API, by verb: one family for the
+/// process, since the client exists before anything else.
+static KUBE_CALLS: std::sync::LazyLock<Family<KubeCallLabels, Counter>> =
+    std::sync::LazyLock::new(Family::default);
+
 pub struct Metrics {
     pub reconciles: Counter,
+    pub registrations_lost: Counter,
+    pub drift_repaired: Counter,
+    pub discovery_fetches: Counter,
+    pub leader: prometheus_client::metrics::gauge::Gauge,
     pub failures: Family<ErrorLabels, Counter>,
     pub duration: Histogram,
     pub provider_calls: Family<ProviderCallLabels, Counter>,
@@ -34,6 +49,30 @@ impl Default for Metrics {
         let failures = Family::<ErrorLabels, Counter>::default();
         let duration = Histogram::new(exponential_buckets(0.005, 2.0, 14));
         let provider_calls = Family::<ProviderCallLabels, Counter>::default();
+        let registrations_lost = Counter::default();
+        let drift_repaired = Counter::default();
+        let discovery_fetches = Counter::default();
+        registry.register(
+            "discovery_fetches",
+            "OpenID discovery documents fetched (cached per issuer)",
+            discovery_fetches.clone(),
+        );
+        let leader = prometheus_client::metrics::gauge::Gauge::default();
+        registry.register(
+            "registrations_lost",
+            "Registrations a provider no longer knew, registered again",
+            registrations_lost.clone(),
+        );
+        registry.register(
+            "drift_repaired",
+            "Registrations whose settings were changed at the provider and put back",
+            drift_repaired.clone(),
+        );
+        registry.register(
+            "leader",
+            "1 while this instance holds the leader lease and reconciles",
+            leader.clone(),
+        );
         registry.register("reconciles", "AuthClient reconciles", reconciles.clone());
         registry.register(
             "reconcile_failures",
@@ -46,12 +85,21 @@ impl Default for Metrics {
             duration.clone(),
         );
         registry.register(
+            "kube_calls",
+            "Requests to the Kubernetes API, by verb",
+            KUBE_CALLS.clone(),
+        );
+        registry.register(
             "provider_calls",
             "Calls to OIDC providers, by operation and outcome",
             provider_calls.clone(),
         );
         Self {
             reconciles,
+            registrations_lost,
+            drift_repaired,
+            discovery_fetches,
+            leader,
             failures,
             duration,
             provider_calls,
@@ -64,6 +112,14 @@ impl Metrics {
     pub fn reconciled(&self, took: Duration) {
         self.reconciles.inc();
         self.duration.observe(took.as_secs_f64());
+    }
+
+    pub fn registration_lost(&self) {
+        self.registrations_lost.inc();
+    }
+
+    pub fn drift_repaired(&self) {
+        self.drift_repaired.inc();
     }
 
     pub fn failed(&self, error: &crate::Error) {
@@ -91,5 +147,57 @@ impl Metrics {
             text.clear();
         }
         text
+    }
+}
+
+/// A layer for the Kubernetes client that counts its requests by verb.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct CountKubeCalls;
+
+impl<S> tower::Layer<S> for CountKubeCalls {
+    type Service = CountedKubeCalls<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        CountedKubeCalls { inner }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct CountedKubeCalls<S> {
+    inner: S,
+}
+
+impl<S, B> tower::Service<http::Request<B>> for CountedKubeCalls<S>
+where
+    S: tower::Service<http::Request<B>>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = S::Future;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        let query = request.uri().query().unwrap_or_default();
+        let verb = match *request.method() {
+            http::Method::GET if query.contains("watch=true") => "watch",
+            http::Method::GET => "get",
+            http::Method::POST => "create",
+            http::Method::PUT => "update",
+            http::Method::PATCH => "patch",
+            http::Method::DELETE => "delete",
+            _ => "other",
+        };
+        KUBE_CALLS
+            .get_or_create(&KubeCallLabels {
+                verb: verb.to_owned(),
+            })
+            .inc();
+        self.inner.call(request)
     }
 }

@@ -1,18 +1,20 @@
 //! The two Secrets of a provisioned client:
 //!
+//! - the **registration record**, in the operator's namespace where the client's team
+//!   cannot read it: the client id and secret, how to manage the registration (RFC 7592)
+//!   — whoever holds the registration access token can rewrite the client —, and a
+//!   registration being retired after a move. It is the operator's memory: written right
+//!   after the provider answers, before anything else, and guarded by a finalizer. (What
+//!   was last applied is the client's `status.effective`, written anyway.)
 //! - the **credentials** Secret, in the client's namespace and owned by the AuthClient:
 //!   `client_id`, `client_secret` (confidential clients), `issuer_url` — what the team's
-//!   application mounts;
-//! - the **registration** Secret, in the operator's namespace, where the client's team
-//!   cannot read it: how to manage the registration (RFC 7592) — whoever holds the
-//!   registration access token can rewrite the client — and a copy of the credentials so
-//!   a deleted credentials Secret can be restored.
+//!   application mounts. The operator writes only a Secret it created for this AuthClient.
 
 use std::collections::BTreeMap;
 
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::Resource;
 use nauthera_shared::resources::AuthClient;
 use secrecy::{ExposeSecret, SecretString};
@@ -24,6 +26,12 @@ pub const CLIENT_SECRET: &str = "client_secret";
 pub const ISSUER_URL: &str = "issuer_url";
 const REGISTRATION_CLIENT_URI: &str = "registration_client_uri";
 const REGISTRATION_ACCESS_TOKEN: &str = "registration_access_token";
+const RETIRED: &str = "retired_";
+
+/// Keeps a registration record from being deleted by anyone but the operator (a deleted
+/// namespace, a stray `kubectl delete`): without it, the registration could never be
+/// managed again.
+pub const RECORD_FINALIZER: &str = "auth.nauthera.io/registration-record";
 
 /// Labels on the Secrets Nauthera writes.
 pub const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "nauthera-operator");
@@ -35,6 +43,17 @@ pub const CLIENT_NAME_LABEL: &str = "auth.nauthera.io/client-name";
 pub struct StoredRegistration {
     pub client_id: String,
     pub client_secret: Option<SecretString>,
+    pub issuer_url: String,
+    pub management: Management,
+    /// A registration at the provider the client left, deleted once the new one is in
+    /// its credentials Secret.
+    pub retired: Option<Retired>,
+}
+
+/// A registration that is no longer used and is to be deleted at its provider.
+#[derive(Debug, Clone)]
+pub struct Retired {
+    pub client_id: String,
     pub issuer_url: String,
     pub management: Management,
 }
@@ -52,23 +71,34 @@ fn bytes(text: &str) -> ByteString {
 fn text(data: &BTreeMap<String, ByteString>, key: &str) -> Option<String> {
     data.get(key)
         .and_then(|value| String::from_utf8(value.0.clone()).ok())
+        .filter(|value| !value.is_empty())
+}
+
+fn management(data: &BTreeMap<String, ByteString>, prefix: &str) -> Option<Management> {
+    Some(Management {
+        registration_client_uri: text(data, &format!("{prefix}{REGISTRATION_CLIENT_URI}"))?,
+        registration_access_token: SecretString::from(text(
+            data,
+            &format!("{prefix}{REGISTRATION_ACCESS_TOKEN}"),
+        )?),
+    })
 }
 
 impl StoredRegistration {
     /// Reads a registration Secret; `None` when it does not hold a whole registration.
     pub fn from_secret(secret: &Secret) -> Option<Self> {
         let data = secret.data.as_ref()?;
+        let retired = management(data, RETIRED).map(|management| Retired {
+            client_id: text(data, &format!("{RETIRED}{CLIENT_ID}")).unwrap_or_default(),
+            issuer_url: text(data, &format!("{RETIRED}{ISSUER_URL}")).unwrap_or_default(),
+            management,
+        });
         Some(Self {
             client_id: text(data, CLIENT_ID)?,
             client_secret: text(data, CLIENT_SECRET).map(SecretString::from),
             issuer_url: text(data, ISSUER_URL).unwrap_or_default(),
-            management: Management {
-                registration_client_uri: text(data, REGISTRATION_CLIENT_URI)?,
-                registration_access_token: SecretString::from(text(
-                    data,
-                    REGISTRATION_ACCESS_TOKEN,
-                )?),
-            },
+            management: management(data, "")?,
+            retired,
         })
     }
 
@@ -89,6 +119,22 @@ impl StoredRegistration {
         if let Some(secret) = &self.client_secret {
             data.insert(CLIENT_SECRET.to_owned(), bytes(secret.expose_secret()));
         }
+        if let Some(retired) = &self.retired {
+            for (key, value) in [
+                (CLIENT_ID, retired.client_id.as_str()),
+                (ISSUER_URL, retired.issuer_url.as_str()),
+                (
+                    REGISTRATION_CLIENT_URI,
+                    retired.management.registration_client_uri.as_str(),
+                ),
+                (
+                    REGISTRATION_ACCESS_TOKEN,
+                    retired.management.registration_access_token.expose_secret(),
+                ),
+            ] {
+                data.insert(format!("{RETIRED}{key}"), bytes(value));
+            }
+        }
         let meta = client.meta();
         Secret {
             metadata: ObjectMeta {
@@ -107,6 +153,7 @@ impl StoredRegistration {
                         meta.name.clone().unwrap_or_default(),
                     ),
                 ])),
+                finalizers: Some(vec![RECORD_FINALIZER.to_owned()]),
                 ..ObjectMeta::default()
             },
             type_: Some("Opaque".to_owned()),
@@ -137,7 +184,7 @@ impl StoredRegistration {
                         meta.name.clone().unwrap_or_default(),
                     ),
                 ])),
-                owner_references: owner(client).map(|owner| vec![owner]),
+                owner_references: client.controller_owner_ref(&()).map(|owner| vec![owner]),
                 ..ObjectMeta::default()
             },
             type_: Some("Opaque".to_owned()),
@@ -147,22 +194,28 @@ impl StoredRegistration {
     }
 }
 
-fn owner(client: &AuthClient) -> Option<OwnerReference> {
-    client.controller_owner_ref(&())
+/// Whether `secret` is one the operator created for `client`: owned by this very
+/// AuthClient object (by UID). Anything else — a team's own Secret, one left by an
+/// earlier AuthClient of the same name — is never written, owned or deleted.
+pub fn is_ours(secret: &Secret, client_uid: &str) -> bool {
+    secret
+        .metadata
+        .owner_references
+        .iter()
+        .flatten()
+        .any(|owner| owner.uid == client_uid)
 }
 
 /// Whether `existing` already holds exactly what `wanted` would write: then nothing is
 /// written.
-pub fn same_data(existing: Option<&Secret>, wanted: &Secret) -> bool {
-    existing.is_some_and(|existing| {
-        existing.data == wanted.data
-            && existing.metadata.labels.as_ref().is_some_and(|labels| {
-                wanted
-                    .metadata
-                    .labels
-                    .iter()
-                    .flatten()
-                    .all(|(key, value)| labels.get(key) == Some(value))
-            })
-    })
+pub fn same_data(existing: &Secret, wanted: &Secret) -> bool {
+    existing.data == wanted.data
+        && existing.metadata.labels.as_ref().is_some_and(|labels| {
+            wanted
+                .metadata
+                .labels
+                .iter()
+                .flatten()
+                .all(|(key, value)| labels.get(key) == Some(value))
+        })
 }

@@ -1,50 +1,166 @@
-//! An AuthClient's status, from the engine's evaluation and what happened at the
-//! provider: `Ready`, `PolicyCompliant` and `Provisioned` conditions in the Kubernetes
-//! style, and everything a developer needs to know why.
+//! An AuthClient's status, from the engine's evaluation and what the reconcile left in
+//! place: `Ready`, `PolicyCompliant` and `Provisioned` conditions in the Kubernetes style,
+//! and everything a developer needs to know why.
+//!
+//! `Provisioned` says whether a registration exists; `Ready` whether it is what the
+//! policies decide now. A client whose changes are withheld keeps `Provisioned=True`
+//! (its registration and credentials still work) with `Ready=False` saying why.
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use nauthera_shared::policy::{Compliance, Evaluation, Standing};
 use nauthera_shared::resources::{AuthClient, AuthClientStatus, Condition, SecretNameRef};
 
-/// What happened at the provider in this reconcile.
+use crate::secrets::StoredRegistration;
+
+/// What the reconcile left in place.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Outcome {
+    /// The registration that exists, and the Secret its credentials are in.
+    pub registered: Option<Registered>,
+    /// Why the client is not as the policies decide, beyond compliance.
+    pub problem: Option<Problem>,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Provisioning {
-    /// Registered, with the settings the policies decided.
-    Provisioned { client_id: String, secret: String },
-    /// Not provisioned because the client is not compliant (and removed if it was).
-    Withheld,
-    /// The provider could not be brought in line; the reason is for a retry.
-    Failed {
-        reason: &'static str,
-        message: String,
-    },
+pub struct Registered {
+    pub client_id: String,
+    /// Where; unknown when carried over from an earlier status after a failure.
+    pub issuer: Option<String>,
+    pub secret: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Problem {
+    pub reason: &'static str,
+    pub message: String,
+}
+
+impl Outcome {
+    pub fn registered(record: &StoredRegistration, secret: Option<String>) -> Self {
+        Self {
+            registered: Some(Registered {
+                client_id: record.client_id.clone(),
+                issuer: Some(record.issuer_url.clone()),
+                secret,
+            }),
+            problem: None,
+        }
+    }
+
+    #[must_use]
+    pub fn with_problem(mut self, problem: Problem) -> Self {
+        self.problem = Some(problem);
+        self
+    }
 }
 
 /// The status the client should have now.
 pub fn client_status(
     client: &AuthClient,
     evaluation: &Evaluation,
-    provisioning: &Provisioning,
+    outcome: &Outcome,
 ) -> AuthClientStatus {
-    let previous = client
-        .status
-        .as_ref()
+    let previous_status = client.status.as_ref();
+    let previous = previous_status
         .map(|s| s.conditions.as_slice())
         .unwrap_or_default();
     let generation = client.metadata.generation;
     let condition = |type_: &str, ok: bool, reason: &str, message: String| {
         condition(previous, generation, type_, ok, reason, message)
     };
-    let first_violation = || {
-        evaluation
-            .enforced_violations()
-            .next()
-            .or_else(|| evaluation.violations.first())
-            .map(|violation| violation.message.clone())
-            .unwrap_or_default()
+    let (compliant, compliant_reason, compliant_message) = compliance(evaluation);
+    let provisionable =
+        evaluation.standing == Standing::Governed && evaluation.compliance.is_provisionable();
+    let (ready, ready_reason, ready_message) = match (&outcome.problem, &outcome.registered) {
+        (Some(problem), _) => (false, problem.reason, problem.message.clone()),
+        (None, Some(registered)) if provisionable => (
+            true,
+            "Ready",
+            match &registered.secret {
+                Some(secret) => format!("credentials in Secret {secret}"),
+                None => format!("registered as {}", registered.client_id),
+            },
+        ),
+        (None, Some(registered)) => (
+            false,
+            compliant_reason,
+            format!(
+                "{compliant_message} — registration {} and its credentials are kept as they were; changes are withheld until this is resolved",
+                registered.client_id
+            ),
+        ),
+        (None, None) => (false, compliant_reason, compliant_message.clone()),
     };
-    let (compliant_reason, compliant) = match (evaluation.standing, evaluation.compliance) {
+    let provisioned = match (&outcome.registered, &outcome.problem) {
+        (Some(registered), _) => {
+            let message = match &registered.issuer {
+                Some(issuer) => format!("registered at {issuer} as {}", registered.client_id),
+                None => previous
+                    .iter()
+                    .find(|c| c.type_ == "Provisioned" && c.status == "True")
+                    .map_or_else(
+                        || format!("registered as {}", registered.client_id),
+                        |c| c.message.clone(),
+                    ),
+            };
+            condition("Provisioned", true, "Registered", message)
+        }
+        (None, Some(problem)) => condition(
+            "Provisioned",
+            false,
+            problem.reason,
+            problem.message.clone(),
+        ),
+        (None, None) => condition(
+            "Provisioned",
+            false,
+            "NotProvisioned",
+            format!("not provisioned: {compliant_message}"),
+        ),
+    };
+    // What the provider was last given: the policies' settings once they are applied;
+    // while withheld, or after a failure, whatever it had before.
+    let effective = if provisionable && outcome.problem.is_none() && outcome.registered.is_some() {
+        evaluation.effective.clone()
+    } else if outcome.registered.is_some() {
+        previous_status.and_then(|s| s.effective.clone())
+    } else if provisionable {
+        evaluation.effective.clone()
+    } else {
+        None
+    };
+    AuthClientStatus {
+        conditions: vec![
+            condition("Ready", ready, ready_reason, ready_message),
+            condition(
+                "PolicyCompliant",
+                compliant,
+                compliant_reason,
+                compliant_message,
+            ),
+            provisioned,
+        ],
+        observed_generation: generation,
+        client_id: outcome.registered.as_ref().map(|r| r.client_id.clone()),
+        client_secret_ref: outcome
+            .registered
+            .as_ref()
+            .and_then(|r| r.secret.clone())
+            .map(|name| SecretNameRef { name }),
+        applied_policies: evaluation
+            .governing
+            .iter()
+            .map(ToString::to_string)
+            .collect(),
+        effective,
+        violations: evaluation.violations.clone(),
+    }
+}
+
+/// `PolicyCompliant`: whether, why, and the sentence that says it.
+fn compliance(evaluation: &Evaluation) -> (bool, &'static str, String) {
+    let (reason, compliant) = match (evaluation.standing, evaluation.compliance) {
         (Standing::Governed, Compliance::Compliant) => ("Compliant", true),
         (Standing::Governed, Compliance::AuditViolations) => ("AuditFindings", true),
         (Standing::Governed, Compliance::NonCompliant) => ("PolicyViolation", false),
@@ -53,65 +169,22 @@ pub fn client_status(
         (Standing::NamespaceNotTrusted, _) => ("NamespaceNotTrusted", false),
         (Standing::NoGoverningPolicy, _) => ("NoGoverningPolicy", false),
     };
-    let compliant_message = if compliant && evaluation.violations.is_empty() {
-        format!("complies with {}", names(&evaluation.governing))
-    } else {
-        first_violation()
-    };
-    let policy_compliant = condition(
-        "PolicyCompliant",
-        compliant,
-        compliant_reason,
-        compliant_message.clone(),
-    );
-    let (provisioned, ready, client_id, secret) = match provisioning {
-        Provisioning::Provisioned { client_id, secret } => (
-            condition(
-                "Provisioned",
-                true,
-                "Registered",
-                format!("registered as {client_id}"),
-            ),
-            condition(
-                "Ready",
-                true,
-                "Ready",
-                format!("credentials in Secret {secret}"),
-            ),
-            Some(client_id.clone()),
-            Some(secret.clone()),
-        ),
-        Provisioning::Withheld => (
-            condition(
-                "Provisioned",
-                false,
-                "NotCompliant",
-                "not provisioned: the client does not comply".to_owned(),
-            ),
-            condition("Ready", false, compliant_reason, compliant_message),
-            None,
-            None,
-        ),
-        Provisioning::Failed { reason, message } => (
-            condition("Provisioned", false, reason, message.clone()),
-            condition("Ready", false, reason, message.clone()),
-            None,
-            None,
-        ),
-    };
-    AuthClientStatus {
-        conditions: vec![ready, policy_compliant, provisioned],
-        observed_generation: generation,
-        client_id,
-        client_secret_ref: secret.map(|name| SecretNameRef { name }),
-        applied_policies: evaluation
+    let message = if compliant && evaluation.violations.is_empty() {
+        let names: Vec<String> = evaluation
             .governing
             .iter()
             .map(ToString::to_string)
-            .collect(),
-        effective: evaluation.effective.clone(),
-        violations: evaluation.violations.clone(),
-    }
+            .collect();
+        format!("complies with {}", names.join(", "))
+    } else {
+        evaluation
+            .enforced_violations()
+            .next()
+            .or_else(|| evaluation.violations.first())
+            .map(|violation| violation.message.clone())
+            .unwrap_or_default()
+    };
+    (compliant, reason, message)
 }
 
 /// A condition that keeps its transition time while its status does not change.
@@ -164,12 +237,4 @@ pub fn ready_reason(status: Option<&AuthClientStatus>) -> Option<&str> {
         .iter()
         .find(|c| c.type_ == "Ready")
         .map(|c| c.reason.as_str())
-}
-
-fn names(policies: &[nauthera_shared::resources::ObjectRef]) -> String {
-    policies
-        .iter()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join(", ")
 }

@@ -1,97 +1,130 @@
 //! Status for servers and policies: whether a server's provider is reachable (discovery
-//! fetched, issuer matching) and which policies it selects; how many clients a policy
-//! governs, and how many of those comply or break its rules. Computed from the shared
-//! engine over the stores, written only when it changed.
+//! fetched, issuer matching), how long it took, which policies it selects, how many
+//! clients it has, and which settings its provider does not keep; how many clients a
+//! policy governs, and how many of those comply or break its rules.
+//!
+//! One task computes them all at once — every client evaluated once per pass — after
+//! changes settle (a burst of a thousand client events is one pass, not a thousand), and
+//! every few minutes to recheck reachability. A status is written only when it changed.
 
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
 use kube::api::{Patch, PatchParams};
-use kube::runtime::controller::Action;
-use kube::runtime::reflector::Store;
 use kube::{Api, Resource};
 use nauthera_shared::policy::{Compliance, Evaluation};
 use nauthera_shared::resources::{
-    AuthClient, AuthPolicy, AuthPolicyStatus, AuthServer, AuthServerStatus, Condition, ObjectRef,
+    AuthPolicy, AuthPolicyStatus, AuthServer, AuthServerStatus, Condition, ObjectRef,
 };
 use serde_json::json;
+use tokio::sync::Notify;
 
 use crate::Error;
 use crate::context::{Context, FIELD_MANAGER};
-use crate::provider::dcr::{discover, http_client};
 use crate::status::condition;
 
-/// Reachability is checked again this often.
+/// How long changes are left to settle before a pass.
+const SETTLE: Duration = Duration::from_secs(1);
+/// Reachability is checked again this often, changes or not.
 const RECHECK: Duration = Duration::from_secs(300);
 
-/// What summaries need beyond the client controller's context: every client.
-pub struct Summaries {
-    pub ctx: Arc<Context>,
-    pub clients: Store<AuthClient>,
-}
-
-impl Summaries {
-    fn evaluations(&self) -> Vec<Evaluation> {
-        let evaluator = self.ctx.evaluator();
-        self.clients
-            .state()
-            .iter()
-            .map(|client| evaluator.evaluate(client))
-            .collect()
+/// Runs passes until the future is dropped.
+pub async fn run(ctx: Arc<Context>, changes: Arc<Notify>) {
+    loop {
+        if let Err(error) = pass(&ctx).await {
+            ctx.metrics.failed(&error);
+            tracing::warn!(%error, "server and policy status not written; trying again");
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            continue;
+        }
+        let _ = tokio::time::timeout(RECHECK, changes.notified()).await;
+        tokio::time::sleep(SETTLE).await;
     }
 }
 
-pub async fn reconcile_server(
-    server: Arc<AuthServer>,
-    summaries: Arc<Summaries>,
-) -> Result<Action, Error> {
-    summaries.ctx.wait_for_stores().await;
-    let reference = ObjectRef::of(server.as_ref());
-    let issuer = &server.spec.issuer_url;
-    let (reachable, message, endpoint) = match http_client() {
-        Ok(http) => match discover(&http, issuer).await {
-            Ok(discovery) => {
-                let endpoint = server
-                    .spec
-                    .provider
-                    .registration_endpoint
-                    .clone()
-                    .or(discovery.registration_endpoint);
-                match &endpoint {
-                    Some(endpoint) => (
-                        true,
-                        format!("discovery at {issuer} answered; registrations go to {endpoint}"),
-                        Some(endpoint.clone()),
-                    ),
-                    None => (
-                        false,
-                        format!(
-                            "{issuer} offers no registration_endpoint: dynamic client registration is not enabled there"
-                        ),
-                        None,
-                    ),
-                }
-            }
-            Err(error) => (false, error.to_string(), None),
-        },
-        Err(error) => (false, error.to_string(), None),
-    };
-    let evaluator = summaries.ctx.evaluator();
-    let policies = evaluator
-        .server(&reference)
-        .map(|compiled| {
-            compiled
-                .policies()
-                .iter()
-                .map(|p| p.reference.to_string())
-                .collect()
-        })
-        .unwrap_or_default();
-    let clients = summaries
-        .evaluations()
+/// One pass over every server and policy.
+pub async fn pass(ctx: &Context) -> Result<(), Error> {
+    let evaluator = ctx.evaluator();
+    let evaluations: Vec<Evaluation> = ctx
+        .stores
+        .clients
+        .state()
         .iter()
-        .filter(|e| e.server == reference)
-        .count();
+        .map(|client| evaluator.evaluate(client))
+        .collect();
+    let mut clients_per_server: HashMap<&ObjectRef, usize> = HashMap::new();
+    for evaluation in &evaluations {
+        *clients_per_server.entry(&evaluation.server).or_default() += 1;
+    }
+    for server in ctx.stores.servers.state() {
+        let reference = ObjectRef::of(server.as_ref());
+        let clients = clients_per_server.get(&reference).copied().unwrap_or(0);
+        let policies = evaluator
+            .server(&reference)
+            .map(|compiled| {
+                compiled
+                    .policies()
+                    .iter()
+                    .map(|p| p.reference.to_string())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let status = server_status(ctx, &server, policies, clients).await;
+        if !unchanged(server.status.as_ref(), &status, |s| &mut s.conditions) {
+            write_status::<AuthServer>(ctx, &reference, "AuthServer", &status).await?;
+        }
+    }
+    for policy in ctx.stores.policies.state() {
+        let reference = ObjectRef::of(policy.as_ref());
+        let errors: Vec<String> = evaluator
+            .policy(&reference)
+            .map(|compiled| compiled.errors.iter().map(ToString::to_string).collect())
+            .unwrap_or_default();
+        let status = policy_status(&policy, &reference, &evaluations, &errors);
+        if !unchanged(policy.status.as_ref(), &status, |s| &mut s.conditions) {
+            write_status::<AuthPolicy>(ctx, &reference, "AuthPolicy", &status).await?;
+        }
+    }
+    Ok(())
+}
+
+async fn server_status(
+    ctx: &Context,
+    server: &AuthServer,
+    policies: Vec<String>,
+    clients: usize,
+) -> AuthServerStatus {
+    let issuer = &server.spec.issuer_url;
+    let discovered = ctx.discovery.get(&ctx.http, issuer).await;
+    let (reachable, message, endpoint, latency) = match discovered {
+        Ok(discovered) => {
+            let endpoint = server
+                .spec
+                .provider
+                .registration_endpoint
+                .clone()
+                .or_else(|| discovered.document.registration_endpoint.clone());
+            let latency = Some(discovered.latency);
+            match endpoint {
+                Some(endpoint) => (
+                    true,
+                    format!("discovery at {issuer} answered; registrations go to {endpoint}"),
+                    Some(endpoint),
+                    latency,
+                ),
+                None => (
+                    false,
+                    format!(
+                        "{issuer} offers no registration_endpoint: dynamic client registration is not enabled there"
+                    ),
+                    None,
+                    latency,
+                ),
+            }
+        }
+        Err(error) => (false, error.to_string(), None, None),
+    };
     let previous = server
         .status
         .as_ref()
@@ -103,7 +136,8 @@ pub async fn reconcile_server(
     } else {
         "Unreachable"
     };
-    let status = AuthServerStatus {
+    let unheld: BTreeSet<&'static str> = ctx.unheld(issuer);
+    AuthServerStatus {
         conditions: vec![
             condition(
                 previous,
@@ -119,24 +153,21 @@ pub async fn reconcile_server(
         registration_endpoint: endpoint,
         policies,
         clients: Some(i32::try_from(clients).unwrap_or(i32::MAX)),
-    };
-    if !unchanged(server.status.as_ref(), &status, |s| &mut s.conditions) {
-        write_status::<AuthServer>(&summaries.ctx, &reference, "AuthServer", &status).await?;
+        provider_latency_ms: latency.map(|l| u64::try_from(l.as_millis()).unwrap_or(u64::MAX)),
+        unsupported_settings: unheld.into_iter().map(str::to_owned).collect(),
     }
-    Ok(Action::requeue(RECHECK))
 }
 
-pub async fn reconcile_policy(
-    policy: Arc<AuthPolicy>,
-    summaries: Arc<Summaries>,
-) -> Result<Action, Error> {
-    summaries.ctx.wait_for_stores().await;
-    let reference = ObjectRef::of(policy.as_ref());
+fn policy_status(
+    policy: &AuthPolicy,
+    reference: &ObjectRef,
+    evaluations: &[Evaluation],
+    errors: &[String],
+) -> AuthPolicyStatus {
     let name = reference.to_string();
-    let governed: Vec<Evaluation> = summaries
-        .evaluations()
-        .into_iter()
-        .filter(|e| e.governing.contains(&reference))
+    let governed: Vec<&Evaluation> = evaluations
+        .iter()
+        .filter(|e| e.governing.contains(reference))
         .collect();
     let compliant = governed
         .iter()
@@ -150,18 +181,6 @@ pub async fn reconcile_policy(
                 .any(|v| v.policy.as_deref() == Some(name.as_str()))
         })
         .count();
-    let errors = summaries
-        .ctx
-        .evaluator()
-        .policy(&reference)
-        .map(|compiled| {
-            compiled
-                .errors
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-        })
-        .unwrap_or_default();
     let (valid, reason, message) = if errors.is_empty() {
         (
             true,
@@ -181,7 +200,7 @@ pub async fn reconcile_policy(
         .unwrap_or_default();
     let generation = policy.meta().generation;
     let count = |n: usize| i32::try_from(n).unwrap_or(i32::MAX);
-    let status = AuthPolicyStatus {
+    AuthPolicyStatus {
         conditions: vec![condition(
             previous, generation, "Ready", valid, reason, message,
         )],
@@ -189,22 +208,12 @@ pub async fn reconcile_policy(
         governed_clients: count(governed.len()),
         compliant_clients: count(compliant),
         violating_clients: count(violating),
-    };
-    if !unchanged(policy.status.as_ref(), &status, |s| &mut s.conditions) {
-        write_status::<AuthPolicy>(&summaries.ctx, &reference, "AuthPolicy", &status).await?;
     }
-    Ok(Action::await_change())
 }
 
-#[allow(clippy::needless_pass_by_value)] // the signature `Controller::run` requires
-pub fn summary_error<K>(_object: Arc<K>, error: &Error, summaries: Arc<Summaries>) -> Action {
-    summaries.ctx.metrics.failed(error);
-    tracing::warn!(%error, "status summary failed");
-    Action::requeue(Duration::from_secs(30))
-}
-
-/// Whether `old` already says what `new` says, condition transition times aside.
-fn unchanged<S: Clone + PartialEq>(
+/// Whether `old` already says what `new` says, condition transition times aside, and
+/// latency within a margin (a few milliseconds more is not news worth a write).
+fn unchanged<S: Clone + PartialEq + serde::Serialize>(
     old: Option<&S>,
     new: &S,
     conditions: fn(&mut S) -> &mut Vec<Condition>,
@@ -216,8 +225,29 @@ fn unchanged<S: Clone + PartialEq>(
             return false;
         }
         before.clone_from(after);
+        let (Ok(mut old), Ok(new)) = (serde_json::to_value(&old), serde_json::to_value(&new))
+        else {
+            return false;
+        };
+        let (before, after) = (
+            old.get("providerLatencyMs")
+                .and_then(serde_json::Value::as_u64),
+            new.get("providerLatencyMs")
+                .and_then(serde_json::Value::as_u64),
+        );
+        if let (Some(before), Some(after)) = (before, after)
+            && close(before, after)
+        {
+            old["providerLatencyMs"] = json!(after);
+        }
         old == new
     })
+}
+
+/// Latencies that differ by less than half, or by less than 50 ms.
+fn close(before: u64, after: u64) -> bool {
+    let difference = before.abs_diff(after);
+    difference < 50 || difference * 2 < before.max(after)
 }
 
 /// Writes a status by server-side apply, as the operator's field manager.

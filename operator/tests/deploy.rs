@@ -1,11 +1,11 @@
 //! `deploy/operator.yaml` grants what the operator does — every API call it makes — and
-//! nothing wildcard; its Deployment runs one replica of `run` with probes on the operator's
-//! own endpoints.
+//! nothing wildcard; the leader Lease only in its own namespace; its Deployment runs `run`
+//! with probes on the operator's own endpoints and rolls over without a gap.
 
 use std::path::PathBuf;
 
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule};
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleBinding};
 use serde_yaml_ng::Value;
 
 fn documents() -> Vec<Value> {
@@ -60,7 +60,7 @@ fn the_cluster_role_grants_every_call_the_operator_makes_and_no_wildcard() {
         (
             "",
             "secrets",
-            &["get", "list", "watch", "patch", "delete"][..],
+            &["get", "list", "watch", "create", "patch", "delete"][..],
         ),
         ("events.k8s.io", "events", &["create", "patch"][..]),
     ];
@@ -87,13 +87,46 @@ fn the_cluster_role_grants_every_call_the_operator_makes_and_no_wildcard() {
 }
 
 #[test]
+fn the_leader_lease_is_granted_in_the_operators_namespace_only() {
+    let role: Role = one("Role");
+    let rules = role.rules.unwrap_or_default();
+    for verb in ["get", "create", "update"] {
+        assert!(
+            grants(&rules, "coordination.k8s.io", "leases", verb),
+            "missing: {verb} leases"
+        );
+    }
+    let cluster_role: ClusterRole = one("ClusterRole");
+    assert!(
+        !grants(
+            &cluster_role.rules.unwrap_or_default(),
+            "coordination.k8s.io",
+            "leases",
+            "update"
+        ),
+        "leases are the operator's own namespace's business"
+    );
+    let binding: RoleBinding = one("RoleBinding");
+    assert_eq!(binding.role_ref.name, role.metadata.name.unwrap());
+    assert_eq!(
+        binding.metadata.namespace.as_deref(),
+        Some("nauthera-system")
+    );
+}
+
+#[test]
 fn one_replica_runs_the_operator_with_probes_on_its_endpoints() {
     let deployment: Deployment = one("Deployment");
     let spec = deployment.spec.unwrap();
+    assert_eq!(spec.replicas, Some(1));
+    let strategy = spec.strategy.unwrap();
     assert_eq!(
-        spec.replicas,
-        Some(1),
-        "one writer: registrations must never be made twice"
+        strategy
+            .rolling_update
+            .and_then(|r| r.max_unavailable)
+            .map(|m| format!("{m:?}")),
+        Some("Int(0)".to_owned()),
+        "the new pod starts, then takes the lease the old one releases"
     );
     let pod = spec.template.spec.unwrap();
     let binding: ClusterRoleBinding = one("ClusterRoleBinding");

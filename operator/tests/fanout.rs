@@ -1,27 +1,14 @@
 //! Which clients a change re-reconciles: exactly those a server, policy or namespace
 //! governs — including clients a narrowed policy stops governing.
 
-use std::sync::Arc;
+mod common;
 
-use http::{Request, Response};
-use k8s_openapi::api::core::v1::Namespace;
-use kube::Client;
-use kube::client::Body;
-use kube::runtime::reflector::{self, store::Writer};
-use kube::runtime::watcher;
-use nauthera_operator::context::Context;
-use nauthera_operator::controller::{clients_in_namespace, clients_of_policy, clients_of_server};
+use common::world::stores;
+use kube::runtime::reflector;
+use nauthera_operator::context::Stores;
+use nauthera_operator::watch::{clients_in_namespace, clients_of_policy, clients_of_server};
 use nauthera_shared::resources::{AuthClient, AuthClientStatus, AuthPolicy, AuthServer, ObjectRef};
 use serde_json::json;
-use tower_test::mock;
-
-fn ready<K: kube::Resource<DynamicType = ()> + Clone>(writer: &mut Writer<K>, objects: Vec<K>) {
-    writer.apply_watcher_event(&watcher::Event::Init);
-    for object in objects {
-        writer.apply_watcher_event(&watcher::Event::InitApply(object));
-    }
-    writer.apply_watcher_event(&watcher::Event::InitDone);
-}
 
 fn server(name: &str, env: &str) -> AuthServer {
     serde_json::from_value(json!({
@@ -57,35 +44,17 @@ fn client(namespace: &str, name: &str, server: &str, applied: &[&str]) -> AuthCl
     client
 }
 
-struct World {
-    ctx: Arc<Context>,
-    clients: reflector::Store<AuthClient>,
-}
-
-fn world() -> World {
-    let (service, _handle) = mock::pair::<Request<Body>, Response<Body>>();
-    let kube = Client::new(service, "default");
-    let (servers, mut servers_writer) = reflector::store();
-    let (policies, mut policies_writer) = reflector::store();
-    let (namespaces, mut namespaces_writer) = reflector::store::<Namespace>();
-    let (clients, mut clients_writer) = reflector::store();
-    ready(
-        &mut servers_writer,
+fn world() -> Stores {
+    stores(
         vec![
             server("production-server", "prod"),
             server("staging-server", "staging"),
         ],
-    );
-    ready(
-        &mut policies_writer,
         vec![
             policy("web-apps-policy", "prod"),
             policy("staging-audit-policy", "staging"),
         ],
-    );
-    ready(&mut namespaces_writer, Vec::new());
-    ready(
-        &mut clients_writer,
+        Vec::new(),
         vec![
             client(
                 "shop",
@@ -113,23 +82,7 @@ fn world() -> World {
                 &["security/web-apps-policy"],
             ),
         ],
-    );
-    std::mem::forget((
-        servers_writer,
-        policies_writer,
-        namespaces_writer,
-        clients_writer,
-    ));
-    World {
-        ctx: Arc::new(Context::new(
-            kube,
-            servers,
-            policies,
-            namespaces,
-            "nauthera-system".to_owned(),
-        )),
-        clients,
-    }
+    )
 }
 
 fn names(refs: Vec<reflector::ObjectRef<AuthClient>>) -> Vec<String> {
@@ -154,37 +107,21 @@ async fn a_server_change_reaches_the_clients_that_name_it() {
 #[tokio::test]
 async fn a_policy_change_reaches_the_clients_it_may_govern_and_those_it_governed() {
     let world = world();
-    let reached = clients_of_policy(
-        &world.clients,
-        &world.ctx,
-        &ObjectRef::new("security", "web-apps-policy"),
-    );
+    let reached = clients_of_policy(&world, &ObjectRef::new("security", "web-apps-policy"));
     assert_eq!(
         names(reached),
         ["legacy/crm", "payments/checkout", "shop/storefront"]
     );
-    let reached = clients_of_policy(
-        &world.clients,
-        &world.ctx,
-        &ObjectRef::new("security", "staging-audit-policy"),
-    );
+    let reached = clients_of_policy(&world, &ObjectRef::new("security", "staging-audit-policy"));
     assert_eq!(names(reached), ["legacy/crm", "shop/preview"]);
 }
 
 #[tokio::test]
 async fn a_deleted_policy_still_reaches_the_clients_it_governed() {
     let world = world();
-    let reached = clients_of_policy(
-        &world.clients,
-        &world.ctx,
-        &ObjectRef::new("security", "retired-policy"),
-    );
+    let reached = clients_of_policy(&world, &ObjectRef::new("security", "retired-policy"));
     assert!(reached.is_empty());
-    let reached = clients_of_policy(
-        &world.clients,
-        &world.ctx,
-        &ObjectRef::new("security", "web-apps-policy"),
-    );
+    let reached = clients_of_policy(&world, &ObjectRef::new("security", "web-apps-policy"));
     assert!(names(reached).contains(&"legacy/crm".to_owned()));
 }
 

@@ -1,12 +1,14 @@
 //! The Dynamic Client Registration driver against a real OpenID provider on loopback:
-//! register, read back, update (seen in a real token), delete, provider down, bad initial
-//! access token, metadata refused.
+//! register, read back, update (seen in a real token), delete, a provider that lost the
+//! client, one that refuses management (403), one that keeps no unknown metadata, a
+//! provider down, a bad initial access token, metadata refused.
 
 mod common;
 
-use common::{INITIAL_ACCESS_TOKEN, TestProvider};
-use nauthera_operator::provider::dcr::DcrDriver;
-use nauthera_operator::provider::{ClientMetadata, ProviderDriver, ProviderError};
+use common::{Flavour, INITIAL_ACCESS_TOKEN, TestProvider};
+use nauthera_operator::provider::dcr::{DcrDriver, http_client};
+use nauthera_operator::provider::discovery::DiscoveryCache;
+use nauthera_operator::provider::{ClientMetadata, Deleted, ProviderError, Registration};
 use secrecy::{ExposeSecret, SecretString};
 
 fn service(ttl_seconds: u64) -> ClientMetadata {
@@ -26,38 +28,42 @@ fn service(ttl_seconds: u64) -> ClientMetadata {
     }
 }
 
-async fn driver(provider: &TestProvider, token: &str) -> DcrDriver {
-    DcrDriver::for_issuer(
-        &provider.issuer,
-        None,
-        Some(SecretString::from(token.to_owned())),
-    )
-    .await
-    .expect("discovery")
+/// The provider's registration endpoint, by discovery.
+async fn endpoint(provider: &TestProvider) -> String {
+    let discovered = DiscoveryCache::default()
+        .get(&http_client().unwrap(), &provider.issuer)
+        .await
+        .expect("discovery");
+    discovered
+        .document
+        .registration_endpoint
+        .clone()
+        .expect("registration is enabled")
+}
+
+async fn register(provider: &TestProvider, metadata: &ClientMetadata) -> (DcrDriver, Registration) {
+    let driver = DcrDriver::new(http_client().unwrap());
+    let token = SecretString::from(INITIAL_ACCESS_TOKEN);
+    let registration = driver
+        .register(&endpoint(provider).await, Some(&token), metadata)
+        .await
+        .expect("registered");
+    (driver, registration)
 }
 
 #[tokio::test]
 async fn register_read_update_and_delete_with_lifetimes_seen_in_real_tokens() {
     let provider = TestProvider::start();
-    let driver = driver(&provider, INITIAL_ACCESS_TOKEN).await;
-
-    let registration = driver
-        .register(&service(15 * 60))
-        .await
-        .expect("registered");
+    let (driver, registration) = register(&provider, &service(15 * 60)).await;
     let secret = registration
         .client_secret
         .as_ref()
-        .expect("a confidential client gets a secret");
-    assert!(
-        registration.metadata.agrees_with(&service(15 * 60)),
-        "{:?}",
-        registration.metadata
-    );
+        .expect("a confidential client gets a secret")
+        .expose_secret()
+        .to_owned();
+    let id = registration.client_id.clone();
     assert_eq!(
-        provider
-            .client_credentials(&registration.client_id, secret.expose_secret(), "api:read")
-            .await,
+        provider.client_credentials(&id, &secret, "api:read").await,
         Ok(900),
         "a 15m token"
     );
@@ -66,54 +72,126 @@ async fn register_read_update_and_delete_with_lifetimes_seen_in_real_tokens() {
         .read(&registration.management)
         .await
         .expect("read back");
-    assert!(read.metadata.agrees_with(&service(900)));
+    let comparison = service(900).compare(&read.held);
+    assert!(comparison.in_sync(), "{comparison:?}");
+    assert!(comparison.unheld.is_empty(), "{comparison:?}");
+    assert!(
+        !service(300).compare(&read.held).in_sync(),
+        "a TTL change is seen"
+    );
 
     // The seed policy change: 15m → 5m. Same client, same secret, shorter tokens.
     let updated = driver
-        .update(&registration.management, &service(5 * 60))
+        .update(&registration.management, &id, &service(5 * 60))
         .await
         .expect("updated");
-    assert!(updated.metadata.agrees_with(&service(300)));
+    assert!(service(300).compare(&updated.held).in_sync());
     assert_eq!(
-        provider
-            .client_credentials(&registration.client_id, secret.expose_secret(), "api:read")
-            .await,
+        provider.client_credentials(&id, &secret, "api:read").await,
         Ok(300),
         "a 5m token with the same credentials"
     );
 
-    driver
-        .delete(&registration.management)
-        .await
-        .expect("deleted");
     assert_eq!(
-        provider
-            .client_credentials(&registration.client_id, secret.expose_secret(), "api:read")
-            .await,
+        driver.delete(&registration.management).await.unwrap(),
+        Deleted::Removed
+    );
+    assert_eq!(
+        provider.client_credentials(&id, &secret, "api:read").await,
         Err("invalid_client".to_owned()),
         "the credentials no longer work"
     );
-    assert!(driver.read(&registration.management).await.is_err());
-    // Deleting again is not an error: it is gone either way.
-    driver
-        .delete(&registration.management)
+    let error = driver.read(&registration.management).await.unwrap_err();
+    assert!(matches!(error, ProviderError::Gone { .. }), "{error:?}");
+    assert_eq!(
+        driver.delete(&registration.management).await.unwrap(),
+        Deleted::AlreadyGone,
+        "deleting again finds it gone, which is not an error"
+    );
+}
+
+#[tokio::test]
+async fn a_provider_that_lost_its_clients_says_the_registration_is_gone() {
+    let mut provider = TestProvider::start();
+    let (driver, registration) = register(&provider, &service(300)).await;
+    provider.restart_empty();
+    for error in [
+        driver.read(&registration.management).await.unwrap_err(),
+        driver
+            .update(
+                &registration.management,
+                &registration.client_id,
+                &service(60),
+            )
+            .await
+            .unwrap_err(),
+    ] {
+        assert!(
+            matches!(error, ProviderError::Gone { status: 401 }),
+            "{error:?}"
+        );
+        assert!(!error.is_transient());
+    }
+}
+
+#[tokio::test]
+async fn a_provider_that_refuses_management_is_forbidden_never_gone() {
+    let provider = TestProvider::start();
+    let (driver, registration) = register(&provider, &service(300)).await;
+    provider.refuse_management(403).await;
+    let read = driver.read(&registration.management).await.unwrap_err();
+    let update = driver
+        .update(
+            &registration.management,
+            &registration.client_id,
+            &service(60),
+        )
         .await
-        .expect("already gone is deleted");
+        .unwrap_err();
+    let delete = driver.delete(&registration.management).await.unwrap_err();
+    for error in [read, update, delete] {
+        assert!(
+            matches!(&error, ProviderError::Forbidden { detail } if detail.contains("access_denied")),
+            "{error:?}"
+        );
+    }
+    provider.refuse_management(0).await;
+    assert_eq!(
+        provider.clients().await,
+        vec![registration.client_id.clone()],
+        "still there"
+    );
+}
+
+#[tokio::test]
+async fn a_provider_that_keeps_no_unknown_metadata_is_in_sync_and_says_what_it_lacks() {
+    let provider = TestProvider::start_with(Flavour::DropsUnknown, 0);
+    let (driver, registration) = register(&provider, &service(300)).await;
+    let read = driver.read(&registration.management).await.unwrap();
+    let comparison = service(300).compare(&read.held);
+    assert!(comparison.in_sync(), "{comparison:?}");
+    assert_eq!(comparison.unheld, ["nauthera_access_token_ttl"]);
+    let secret = registration.client_secret.as_ref().unwrap().expose_secret();
+    assert_eq!(
+        provider
+            .client_credentials(&registration.client_id, secret, "api:read")
+            .await,
+        Ok(3600),
+        "the provider's own default lifetime applies"
+    );
 }
 
 #[tokio::test]
 async fn a_bad_initial_access_token_is_a_clear_error() {
     let provider = TestProvider::start();
-    let driver = driver(&provider, "not-the-token").await;
-    let error = driver.register(&service(300)).await.unwrap_err();
+    let driver = DcrDriver::new(http_client().unwrap());
+    let token = SecretString::from("not-the-token");
+    let error = driver
+        .register(&endpoint(&provider).await, Some(&token), &service(300))
+        .await
+        .unwrap_err();
     assert!(
-        matches!(
-            error,
-            ProviderError::Unauthorized {
-                token: "initial access token",
-                ..
-            }
-        ),
+        matches!(error, ProviderError::Unauthorized { .. }),
         "{error:?}"
     );
     assert!(!error.is_transient());
@@ -123,17 +201,22 @@ async fn a_bad_initial_access_token_is_a_clear_error() {
             .starts_with("the provider refused the initial access token: invalid_token"),
         "{error}"
     );
+    assert!(provider.clients().await.is_empty());
 }
 
 #[tokio::test]
 async fn metadata_the_provider_refuses_comes_back_with_its_reason() {
     let provider = TestProvider::start();
-    let driver = driver(&provider, INITIAL_ACCESS_TOKEN).await;
+    let driver = DcrDriver::new(http_client().unwrap());
+    let token = SecretString::from(INITIAL_ACCESS_TOKEN);
     let mut web = service(300);
     web.grant_types = vec!["authorization_code".to_owned()];
     web.response_types = vec!["code".to_owned()];
     web.redirect_uris = vec!["not a url".to_owned()];
-    let error = driver.register(&web).await.unwrap_err();
+    let error = driver
+        .register(&endpoint(&provider).await, Some(&token), &web)
+        .await
+        .unwrap_err();
     let ProviderError::Rejected {
         error: code,
         description,
@@ -152,14 +235,17 @@ async fn metadata_the_provider_refuses_comes_back_with_its_reason() {
 
 #[tokio::test]
 async fn a_provider_that_is_down_is_transient_and_says_so() {
-    let provider = TestProvider::start();
-    let driver = driver(&provider, INITIAL_ACCESS_TOKEN).await;
-    let registration = driver.register(&service(300)).await.unwrap();
+    let mut provider = TestProvider::start();
+    let (driver, registration) = register(&provider, &service(300)).await;
     let issuer = provider.issuer.clone();
-    drop(provider);
+    provider.stop();
 
     let error = driver
-        .update(&registration.management, &service(60))
+        .update(
+            &registration.management,
+            &registration.client_id,
+            &service(60),
+        )
         .await
         .unwrap_err();
     assert!(error.is_transient(), "{error:?}");
@@ -174,18 +260,28 @@ async fn a_provider_that_is_down_is_transient_and_says_so() {
         error.is_transient(),
         "a delete during an outage must be retried, never assumed done: {error:?}"
     );
-
-    let Err(error) = DcrDriver::for_issuer(&issuer, None, None).await else {
-        panic!("discovery of a stopped provider")
-    };
+    let error = DiscoveryCache::default()
+        .get(&http_client().unwrap(), &issuer)
+        .await
+        .unwrap_err();
     assert!(error.is_transient());
+}
+
+#[tokio::test]
+async fn discovery_is_fetched_once_per_issuer() {
+    let provider = TestProvider::start();
+    let cache = DiscoveryCache::default();
+    let http = http_client().unwrap();
+    for _ in 0..5 {
+        cache.get(&http, &provider.issuer).await.unwrap();
+    }
+    assert_eq!(cache.fetches(), 1);
 }
 
 #[tokio::test]
 async fn secrets_never_show_in_debug_output() {
     let provider = TestProvider::start();
-    let driver = driver(&provider, INITIAL_ACCESS_TOKEN).await;
-    let registration = driver.register(&service(300)).await.unwrap();
+    let (driver, registration) = register(&provider, &service(300)).await;
     let printed = format!("{registration:?}");
     let secret = registration.client_secret.as_ref().unwrap().expose_secret();
     let token = registration
@@ -194,5 +290,7 @@ async fn secrets_never_show_in_debug_output() {
         .expose_secret();
     assert!(!printed.contains(secret), "{printed}");
     assert!(!printed.contains(token), "{printed}");
-    driver.delete(&registration.management).await.unwrap();
+    let read = driver.read(&registration.management).await.unwrap();
+    let printed = format!("{read:?}");
+    assert!(!printed.contains(secret), "{printed}");
 }

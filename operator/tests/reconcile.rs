@@ -1,31 +1,30 @@
 //! Reconciling AuthClients at the level of the Kubernetes API contract: kube's mock
 //! service stands in for the API server and checks every request, in order; the OIDC
-//! provider is a real one on loopback. Which requests are sent for create, unchanged,
-//! policy change, non-compliant, deprovisioning, delete and a provider outage.
+//! provider is a real one on loopback, asked afterwards what it holds. Which requests are
+//! sent when a client is created, unchanged, changed by a policy, refused, withheld after
+//! an accident, revoked, deleted, moved, renamed, pointed at a Secret that is not its
+//! own, and when the provider is down, lost the client, refuses, or drifted.
 
 mod common;
 
 use common::mock_api::{api_server, expect, not_found};
+use common::world::{OPERATOR_NAMESPACE, context, namespace, stores};
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use common::{INITIAL_ACCESS_TOKEN, TestProvider};
 use http::Method;
-use k8s_openapi::api::core::v1::Namespace;
 use kube::Client;
-use kube::runtime::controller::Action;
-use kube::runtime::reflector::{self, store::Writer};
-use kube::runtime::watcher;
 use nauthera_operator::context::Context;
 use nauthera_operator::reconcile::{FINALIZER, reconcile};
-use nauthera_operator::summaries::{Summaries, reconcile_policy, reconcile_server};
 use nauthera_shared::resources::{
-    AuthClient, AuthClientStatus, AuthPolicy, AuthServer, AuthServerStatus,
+    AuthClient, AuthClientStatus, AuthPolicy, AuthServer, ViolationResponse,
 };
 use serde_json::{Value, json};
 
-const OPERATOR_NAMESPACE: &str = "nauthera-system";
 const UID: &str = "6f1c1c6e-0000-4000-8000-000000000001";
+const HOUR: Duration = Duration::from_secs(3600);
 
 fn server(issuer: &str) -> AuthServer {
     serde_json::from_value(json!({
@@ -64,30 +63,24 @@ fn client(scopes: &[&str]) -> AuthClient {
     .unwrap()
 }
 
-fn ready<K: kube::Resource<DynamicType = ()> + Clone>(writer: &mut Writer<K>, objects: Vec<K>) {
-    writer.apply_watcher_event(&watcher::Event::Init);
-    for object in objects {
-        writer.apply_watcher_event(&watcher::Event::InitApply(object));
-    }
-    writer.apply_watcher_event(&watcher::Event::InitDone);
+/// A context where the operator's namespace exists, with these policies.
+fn ctx_with(
+    kube: Client,
+    issuer: &str,
+    policies: Vec<AuthPolicy>,
+    resync: Duration,
+) -> Arc<Context> {
+    let world = stores(
+        vec![server(issuer)],
+        policies,
+        vec![namespace(OPERATOR_NAMESPACE, &[]), namespace("shop", &[])],
+        Vec::new(),
+    );
+    context(kube, world, resync)
 }
 
-fn context(client: Client, issuer: &str, policy: AuthPolicy) -> Arc<Context> {
-    let (servers, mut servers_writer) = reflector::store();
-    let (policies, mut policies_writer) = reflector::store();
-    let (namespaces, mut namespaces_writer) = reflector::store::<Namespace>();
-    ready(&mut servers_writer, vec![server(issuer)]);
-    ready(&mut policies_writer, vec![policy]);
-    ready(&mut namespaces_writer, Vec::new());
-    // The writers must outlive the test's reconciles for the stores to stay ready.
-    std::mem::forget((servers_writer, policies_writer, namespaces_writer));
-    Arc::new(Context::new(
-        client,
-        servers,
-        policies,
-        namespaces,
-        OPERATOR_NAMESPACE.to_owned(),
-    ))
+fn ctx(kube: Client, issuer: &str, policy: AuthPolicy) -> Arc<Context> {
+    ctx_with(kube, issuer, vec![policy], HOUR)
 }
 
 /// The status patch, answered with the object.
@@ -105,8 +98,17 @@ fn event() -> common::mock_api::Expect {
     expect(Method::POST, EVENTS, 201, json!({}))
 }
 
+fn echo() -> Value {
+    json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "x"}})
+}
+
+fn deleted() -> Value {
+    json!({"kind": "Status", "apiVersion": "v1", "status": "Success"})
+}
+
 const REGISTRATION: &str = "/api/v1/namespaces/nauthera-system/secrets/nauthera-registration-6f1c1c6e-0000-4000-8000-000000000001";
 const INITIAL_TOKEN: &str = "/api/v1/namespaces/security/secrets/dcr-initial-token";
+const SECRETS: &str = "/api/v1/namespaces/shop/secrets";
 const CREDENTIALS: &str = "/api/v1/namespaces/shop/secrets/order-service-client-secret";
 const STATUS: &str =
     "/apis/auth.nauthera.io/v1alpha1/namespaces/shop/authclients/order-service/status";
@@ -140,6 +142,19 @@ fn decoded(secret: &Value, key: &str) -> String {
     String::from_utf8(bytes.0).unwrap()
 }
 
+fn condition<'a>(status: &'a AuthClientStatus, type_: &str) -> (&'a str, &'a str, &'a str) {
+    let condition = status.conditions.iter().find(|c| c.type_ == type_).unwrap();
+    (
+        condition.status.as_str(),
+        condition.reason.as_str(),
+        condition.message.as_str(),
+    )
+}
+
+fn sent_status(body: &Value) -> AuthClientStatus {
+    serde_json::from_value(body["status"].clone()).unwrap()
+}
+
 /// What a first reconcile of a compliant client sends, and what it leaves behind.
 struct Provisioned {
     registration: Value,
@@ -150,44 +165,29 @@ struct Provisioned {
 async fn provision(provider: &TestProvider) -> Provisioned {
     let (kube, server) = api_server(vec![
         expect(Method::GET, REGISTRATION, 404, not_found()),
-        expect(Method::GET, INITIAL_TOKEN, 200, initial_token_secret()),
-        expect(
-            Method::PATCH,
-            REGISTRATION,
-            200,
-            json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "x"}}),
-        ),
-        event(),
         expect(Method::GET, CREDENTIALS, 404, not_found()),
-        expect(
-            Method::PATCH,
-            CREDENTIALS,
-            200,
-            json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "x"}}),
-        ),
+        expect(Method::GET, INITIAL_TOKEN, 200, initial_token_secret()),
+        expect(Method::PATCH, REGISTRATION, 200, echo()),
+        event(),
+        expect(Method::POST, SECRETS, 201, echo()),
         status_patch(),
         event(),
     ]);
-    let ctx = context(kube, &provider.issuer, policy("15m"));
-    let action = reconcile(Arc::new(client(&["api:read"])), ctx)
+    let ctx = ctx(kube, &provider.issuer, policy("15m"));
+    reconcile(Arc::new(client(&["api:read"])), ctx)
         .await
         .expect("reconciled");
-    assert_eq!(
-        action,
-        Action::requeue(std::time::Duration::from_secs(3600))
-    );
     let received = server.await.unwrap();
     let body = |index: usize| received[index].1.clone();
-    let status: AuthClientStatus = serde_json::from_value(body(6)["status"].clone()).unwrap();
     Provisioned {
-        registration: body(2),
+        registration: body(3),
         credentials: body(5),
-        status,
+        status: sent_status(&body(6)),
     }
 }
 
 #[tokio::test]
-async fn a_compliant_client_is_registered_and_gets_working_credentials() {
+async fn a_compliant_client_is_registered_recorded_first_and_gets_working_credentials() {
     let provider = TestProvider::start();
     let done = provision(&provider).await;
 
@@ -196,8 +196,7 @@ async fn a_compliant_client_is_registered_and_gets_working_credentials() {
         credentials["metadata"]["ownerReferences"][0]["uid"], UID,
         "owned by the AuthClient"
     );
-    let client_id = decoded(credentials, "client_id");
-    let secret = decoded(credentials, "client_secret");
+    let (client_id, secret) = id_and_secret(credentials);
     assert_eq!(decoded(credentials, "issuer_url"), provider.issuer);
     assert!(
         credentials["data"]
@@ -205,7 +204,25 @@ async fn a_compliant_client_is_registered_and_gets_working_credentials() {
             .is_none(),
         "the team never sees the registration token"
     );
-    assert!(!decoded(&done.registration, "registration_access_token").is_empty());
+    let record = &done.registration;
+    assert!(!decoded(record, "registration_access_token").is_empty());
+    assert_eq!(decoded(record, "client_id"), client_id);
+    assert_eq!(
+        record["metadata"]["finalizers"],
+        json!(["auth.nauthera.io/registration-record"]),
+        "the record is guarded against deletion by anyone but the operator"
+    );
+    assert_eq!(
+        done.status
+            .effective
+            .as_ref()
+            .unwrap()
+            .access_token_ttl
+            .unwrap()
+            .to_string(),
+        "15m",
+        "what the provider was given is the status's effective settings"
+    );
     assert_eq!(
         provider
             .client_credentials(&client_id, &secret, "api:read")
@@ -213,17 +230,10 @@ async fn a_compliant_client_is_registered_and_gets_working_credentials() {
         Ok(900),
         "working credentials, with the policy's 15m tokens"
     );
+    assert_eq!(provider.clients().await, vec![client_id.clone()]);
 
-    let ready = done
-        .status
-        .conditions
-        .iter()
-        .find(|c| c.type_ == "Ready")
-        .unwrap();
-    assert_eq!(
-        (ready.status.as_str(), ready.reason.as_str()),
-        ("True", "Ready")
-    );
+    assert_eq!(condition(&done.status, "Ready").0, "True");
+    assert_eq!(condition(&done.status, "Provisioned").0, "True");
     assert_eq!(done.status.client_id.as_deref(), Some(client_id.as_str()));
     assert_eq!(
         done.status.applied_policies,
@@ -239,70 +249,59 @@ fn provisioned_client(done: &Provisioned) -> AuthClient {
     client
 }
 
-fn secret_answer(sent: &Value) -> Value {
+/// A Secret as the API server answers it: sent body, with server-set fields.
+fn stored(sent: &Value) -> Value {
     let mut answer = sent.clone();
     answer["metadata"]["uid"] = json!("secret-uid");
+    answer["metadata"]["resourceVersion"] = json!("7");
     answer
 }
 
+/// The two GETs every reconcile of a provisioned client starts with.
+fn reads(done: &Provisioned) -> Vec<common::mock_api::Expect> {
+    vec![
+        expect(Method::GET, REGISTRATION, 200, stored(&done.registration)),
+        expect(Method::GET, CREDENTIALS, 200, stored(&done.credentials)),
+    ]
+}
+
 #[tokio::test]
-async fn a_reconcile_with_nothing_to_change_writes_nothing() {
+async fn a_reconcile_with_nothing_to_change_writes_nothing_anywhere() {
     let provider = TestProvider::start();
     let done = provision(&provider).await;
-    let (kube, server) = api_server(vec![
-        expect(
-            Method::GET,
-            REGISTRATION,
-            200,
-            secret_answer(&done.registration),
-        ),
-        expect(
-            Method::GET,
-            CREDENTIALS,
-            200,
-            secret_answer(&done.credentials),
-        ),
-    ]);
-    let ctx = context(kube, &provider.issuer, policy("15m"));
-    reconcile(Arc::new(provisioned_client(&done)), ctx)
-        .await
-        .expect("reconciled");
-    let received = server.await.unwrap();
-    assert!(
-        received
-            .iter()
-            .all(|(request, _)| request.starts_with("GET")),
-        "{received:?}"
+    let before = provider.requests().await;
+    let (kube, server) = api_server(reads(&done));
+    reconcile(
+        Arc::new(provisioned_client(&done)),
+        ctx(kube, &provider.issuer, policy("15m")),
+    )
+    .await
+    .expect("reconciled");
+    server.await.unwrap();
+    assert_eq!(
+        provider.requests().await,
+        before,
+        "not even a read: none is due"
     );
 }
 
 #[tokio::test]
-async fn a_policy_ttl_change_updates_the_provider_and_the_status_not_the_secret() {
+async fn a_policy_ttl_change_is_one_update_at_the_provider_and_one_status_write_nothing_else() {
     let provider = TestProvider::start();
     let done = provision(&provider).await;
-    let (kube, server) = api_server(vec![
-        expect(
-            Method::GET,
-            REGISTRATION,
-            200,
-            secret_answer(&done.registration),
-        ),
-        event(),
-        expect(
-            Method::GET,
-            CREDENTIALS,
-            200,
-            secret_answer(&done.credentials),
-        ),
-        status_patch(),
-    ]);
-    let ctx = context(kube, &provider.issuer, policy("5m"));
-    reconcile(Arc::new(provisioned_client(&done)), ctx)
-        .await
-        .expect("reconciled");
+    let mut script = reads(&done);
+    script.push(status_patch());
+    let (kube, server) = api_server(script);
+    reconcile(
+        Arc::new(provisioned_client(&done)),
+        ctx(kube, &provider.issuer, policy("5m")),
+    )
+    .await
+    .expect("reconciled");
     let received = server.await.unwrap();
-    assert_eq!(received[1].1["reason"], "Updated");
-    assert_eq!(received[3].1["status"]["effective"]["accessTokenTTL"], "5m");
+    assert_eq!(received[2].1["status"]["effective"]["accessTokenTTL"], "5m");
+    let requests = provider.requests().await;
+    assert_eq!((requests.put, requests.get), (1, 0), "one write, no read");
 
     let (id, secret) = id_and_secret(&done.credentials);
     assert_eq!(
@@ -317,85 +316,140 @@ async fn a_non_compliant_client_is_never_registered_and_says_exactly_why() {
     let provider = TestProvider::start();
     let (kube, server) = api_server(vec![
         expect(Method::GET, REGISTRATION, 404, not_found()),
-        expect(
-            Method::PATCH,
-            STATUS,
-            200,
-            serde_json::to_value(client(&["admin:all"])).unwrap(),
-        ),
+        expect(Method::GET, CREDENTIALS, 404, not_found()),
+        status_patch(),
         event(),
     ]);
-    let ctx = context(kube, &provider.issuer, policy("15m"));
-    reconcile(Arc::new(client(&["admin:all"])), ctx)
-        .await
-        .expect("reconciled");
+    reconcile(
+        Arc::new(client(&["admin:all"])),
+        ctx(kube, &provider.issuer, policy("15m")),
+    )
+    .await
+    .expect("reconciled");
     let received = server.await.unwrap();
-    let status: AuthClientStatus = serde_json::from_value(received[1].1["status"].clone()).unwrap();
-    let compliant = status
-        .conditions
-        .iter()
-        .find(|c| c.type_ == "PolicyCompliant")
-        .unwrap();
+    let status = sent_status(&received[2].1);
+    let (compliant, reason, message) = condition(&status, "PolicyCompliant");
+    assert_eq!((compliant, reason), ("False", "PolicyViolation"));
     assert_eq!(
-        (compliant.status.as_str(), compliant.reason.as_str()),
-        ("False", "PolicyViolation")
-    );
-    assert_eq!(
-        compliant.message,
+        message,
         "scope \"admin:all\" is not allowed by policy security/backend-services-policy (allowedScopes: api:read, api:write)"
     );
+    assert_eq!(condition(&status, "Provisioned").0, "False");
     assert_eq!(status.client_id, None);
-    assert_eq!(received[2].1["type"], "Warning");
+    assert_eq!(received[3].1["type"], "Warning");
+    assert!(provider.clients().await.is_empty());
 }
 
-#[tokio::test]
-async fn a_provisioned_client_that_turns_non_compliant_is_removed_from_the_provider() {
+/// Reconciles a provisioned client in a world changed by `accident`, and checks that its
+/// registration and credentials are kept exactly as they were, with the reason in status.
+async fn kept_through(accident: &str, policies: Vec<AuthPolicy>, expected_reason: &str) {
     let provider = TestProvider::start();
     let done = provision(&provider).await;
-    let mut script = removal(&done);
-    script.extend([event(), status_patch(), event()]);
+    let mut script = reads(&done);
+    script.extend([status_patch(), event()]);
     let (kube, server) = api_server(script);
-    // The policy stops allowing api:read.
-    let mut narrowed = policy("15m");
-    narrowed.spec.allowed_scopes = Some(vec!["api:write".to_owned()]);
-    let ctx = context(kube, &provider.issuer, narrowed);
+    let ctx = ctx_with(kube, &provider.issuer, policies, HOUR);
     reconcile(Arc::new(provisioned_client(&done)), ctx)
         .await
         .expect("reconciled");
     let received = server.await.unwrap();
-    assert_eq!(received[5].1["reason"], "Deprovisioned");
-
+    let status = sent_status(&received[2].1);
+    let (ready, reason, message) = condition(&status, "Ready");
+    assert_eq!((ready, reason), ("False", expected_reason), "{accident}");
+    assert!(
+        message.contains("are kept as they were"),
+        "{accident}: {message}"
+    );
+    assert_eq!(condition(&status, "Provisioned").0, "True", "{accident}");
     let (id, secret) = id_and_secret(&done.credentials);
+    assert_eq!(status.client_id.as_deref(), Some(id.as_str()));
+    assert_eq!(
+        status
+            .client_secret_ref
+            .as_ref()
+            .map(|secret| secret.name.as_str()),
+        Some("order-service-client-secret")
+    );
+    assert_eq!(received[3].1["type"], "Warning", "{accident}");
+    assert_eq!(provider.clients().await, vec![id.clone()], "{accident}");
     assert_eq!(
         provider.client_credentials(&id, &secret, "api:read").await,
-        Err("invalid_client".to_owned())
+        Ok(900),
+        "{accident}: the credentials keep working, as they were"
+    );
+    assert_eq!(
+        provider.requests().await.writes(),
+        1,
+        "{accident}: only the registration"
     );
 }
 
-/// What removing a provisioned client sends: its credentials Secret (ours: owned by the
-/// client) and then its registration Secret are deleted.
-fn removal(done: &Provisioned) -> Vec<common::mock_api::Expect> {
-    let mut credentials = secret_answer(&done.credentials);
-    credentials["metadata"]["ownerReferences"] =
-        done.credentials["metadata"]["ownerReferences"].clone();
-    let deleted = json!({"kind": "Status", "apiVersion": "v1", "status": "Success"});
-    vec![
-        expect(
-            Method::GET,
-            REGISTRATION,
-            200,
-            secret_answer(&done.registration),
-        ),
-        expect(Method::GET, CREDENTIALS, 200, credentials),
-        expect(Method::DELETE, CREDENTIALS, 200, deleted.clone()),
-        expect(
-            Method::GET,
-            REGISTRATION,
-            200,
-            secret_answer(&done.registration),
-        ),
-        expect(Method::DELETE, REGISTRATION, 200, deleted),
-    ]
+#[tokio::test]
+async fn a_deleted_policy_keeps_the_registration_and_its_secret() {
+    kept_through("the policy was deleted", Vec::new(), "NoGoverningPolicy").await;
+}
+
+#[tokio::test]
+async fn a_broken_policy_edit_keeps_the_registration_and_its_secret() {
+    let mut broken = policy("15m");
+    broken.spec.token.as_mut().unwrap().access_token_ttl = Some("soon".to_owned());
+    kept_through(
+        "the policy no longer parses",
+        vec![broken],
+        "PolicyViolation",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_narrowed_policy_keeps_the_registration_without_the_forbidden_change() {
+    let mut narrowed = policy("5m");
+    narrowed.spec.allowed_scopes = Some(vec!["api:write".to_owned()]);
+    kept_through(
+        "the policy stopped allowing api:read",
+        vec![narrowed],
+        "PolicyViolation",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_revoke_policy_removes_a_violating_registration_and_its_secrets() {
+    let provider = TestProvider::start();
+    let done = provision(&provider).await;
+    let mut script = reads(&done);
+    let mut ours = stored(&done.credentials);
+    ours["metadata"]["ownerReferences"] = done.credentials["metadata"]["ownerReferences"].clone();
+    script.extend([
+        expect(Method::GET, CREDENTIALS, 200, ours),
+        expect(Method::DELETE, CREDENTIALS, 200, deleted()),
+        expect(Method::PATCH, REGISTRATION, 200, echo()),
+        expect(Method::DELETE, REGISTRATION, 200, deleted()),
+        event(),
+        status_patch(),
+        event(),
+    ]);
+    let (kube, server) = api_server(script);
+    let mut revoking = policy("15m");
+    revoking.spec.allowed_scopes = Some(vec!["api:write".to_owned()]);
+    revoking.spec.violation_response = ViolationResponse::Revoke;
+    reconcile(
+        Arc::new(provisioned_client(&done)),
+        ctx(kube, &provider.issuer, revoking),
+    )
+    .await
+    .expect("reconciled");
+    let received = server.await.unwrap();
+    assert_eq!(
+        received[4].1,
+        json!({"metadata": {"finalizers": null}}),
+        "the record's finalizer released, by the operator only"
+    );
+    assert_eq!(received[6].1["reason"], "Revoked");
+    let status = sent_status(&received[7].1);
+    assert_eq!(condition(&status, "Provisioned").0, "False");
+    assert_eq!(status.client_id, None);
+    assert!(provider.clients().await.is_empty());
 }
 
 fn being_deleted(done: &Provisioned) -> AuthClient {
@@ -410,50 +464,54 @@ fn being_deleted(done: &Provisioned) -> AuthClient {
 async fn deletion_removes_the_registration_first_then_the_secrets_then_the_finalizer() {
     let provider = TestProvider::start();
     let done = provision(&provider).await;
-    let mut script = removal(&done);
-    script.push(expect(
-        Method::PATCH,
-        OBJECT,
-        200,
-        serde_json::to_value(client(&["api:read"])).unwrap(),
-    ));
+    let mut ours = stored(&done.credentials);
+    ours["metadata"]["ownerReferences"] = done.credentials["metadata"]["ownerReferences"].clone();
+    let mut script = reads(&done);
+    script.extend([
+        expect(Method::GET, CREDENTIALS, 200, ours),
+        expect(Method::DELETE, CREDENTIALS, 200, deleted()),
+        expect(Method::PATCH, REGISTRATION, 200, echo()),
+        expect(Method::DELETE, REGISTRATION, 200, deleted()),
+        expect(
+            Method::PATCH,
+            OBJECT,
+            200,
+            serde_json::to_value(client(&["api:read"])).unwrap(),
+        ),
+    ]);
     let (kube, server) = api_server(script);
-    let ctx = context(kube, &provider.issuer, policy("15m"));
-    reconcile(Arc::new(being_deleted(&done)), ctx)
-        .await
-        .expect("cleaned up");
+    reconcile(
+        Arc::new(being_deleted(&done)),
+        ctx(kube, &provider.issuer, policy("15m")),
+    )
+    .await
+    .expect("cleaned up");
     let received = server.await.unwrap();
     assert_eq!(
-        received[5].1,
+        received[6].1,
         json!([
             {"op": "test", "path": "/metadata/finalizers/0", "value": FINALIZER},
             {"op": "remove", "path": "/metadata/finalizers/0"}
         ]),
         "only our finalizer is removed, and only if it is still ours"
     );
-
-    let (id, secret) = id_and_secret(&done.credentials);
-    assert_eq!(
-        provider.client_credentials(&id, &secret, "api:read").await,
-        Err("invalid_client".to_owned())
-    );
+    assert!(provider.clients().await.is_empty());
 }
 
 #[tokio::test]
 async fn a_provider_outage_during_deletion_keeps_the_finalizer_and_everything_else() {
-    let provider = TestProvider::start();
+    let mut provider = TestProvider::start();
     let done = provision(&provider).await;
-    drop(provider);
-    let (kube, server) = api_server(vec![expect(
-        Method::GET,
-        REGISTRATION,
-        200,
-        secret_answer(&done.registration),
-    )]);
-    let ctx = context(kube, "http://127.0.0.1:9", policy("15m"));
-    let error = reconcile(Arc::new(being_deleted(&done)), ctx)
-        .await
-        .unwrap_err();
+    provider.stop();
+    let mut script = reads(&done);
+    script.extend([status_patch(), event()]);
+    let (kube, server) = api_server(script);
+    let error = reconcile(
+        Arc::new(being_deleted(&done)),
+        ctx(kube, &provider.issuer, policy("15m")),
+    )
+    .await
+    .unwrap_err();
     assert!(
         error
             .to_string()
@@ -461,156 +519,325 @@ async fn a_provider_outage_during_deletion_keeps_the_finalizer_and_everything_el
         "{error}"
     );
     let received = server.await.unwrap();
-    assert_eq!(
-        received.len(),
-        1,
+    let status = sent_status(&received[2].1);
+    let (_, reason, message) = condition(&status, "Ready");
+    assert_eq!(reason, "ProviderUnavailable");
+    assert!(message.starts_with("deletion waits: "), "{message}");
+    assert!(
+        received
+            .iter()
+            .all(|(request, _)| !request.starts_with("DELETE")
+                && !request.contains("/authclients/order-service ")),
         "no Secret deleted, no finalizer removed: {received:?}"
     );
 }
 
-fn summaries(kube: Client, issuer: &str, clients: Vec<AuthClient>) -> Arc<Summaries> {
-    let ctx = context(kube, issuer, policy("15m"));
-    let (store, mut writer) = reflector::store();
-    ready(&mut writer, clients);
-    std::mem::forget(writer);
-    Arc::new(Summaries {
-        ctx,
-        clients: store,
-    })
-}
-
-const SERVER_STATUS: &str =
-    "/apis/auth.nauthera.io/v1alpha1/namespaces/security/authservers/production-server/status";
-const POLICY_STATUS: &str = "/apis/auth.nauthera.io/v1alpha1/namespaces/security/authpolicies/backend-services-policy/status";
-
 #[tokio::test]
-async fn a_server_reports_its_provider_reachable_and_the_policies_it_selects() {
+async fn a_refused_delete_keeps_the_finalizer_and_says_why() {
     let provider = TestProvider::start();
-    let (kube, api) = api_server(vec![expect(
-        Method::PATCH,
-        SERVER_STATUS,
-        200,
-        serde_json::to_value(server(&provider.issuer)).unwrap(),
-    )]);
-    let summaries = summaries(kube, &provider.issuer, vec![client(&["api:read"])]);
-    reconcile_server(Arc::new(server(&provider.issuer)), summaries)
-        .await
-        .expect("summarised");
-    let status = &api.await.unwrap()[0].1["status"];
-    assert_eq!(status["conditions"][0]["type"], "ProviderReachable");
-    assert_eq!(status["conditions"][0]["status"], "True");
-    assert_eq!(
-        status["registrationEndpoint"],
-        format!("{}/reg", provider.issuer)
-    );
-    assert_eq!(
-        status["policies"],
-        json!(["security/backend-services-policy"])
-    );
-    assert_eq!(status["clients"], 1);
-}
-
-#[tokio::test]
-async fn an_unreachable_provider_is_reported_on_its_server_and_written_once() {
-    let issuer = "http://127.0.0.1:9";
-    let (kube, api) = api_server(vec![expect(
-        Method::PATCH,
-        SERVER_STATUS,
-        200,
-        serde_json::to_value(server(issuer)).unwrap(),
-    )]);
-    reconcile_server(
-        Arc::new(server(issuer)),
-        summaries(kube, issuer, Vec::new()),
+    let done = provision(&provider).await;
+    provider.refuse_management(403).await;
+    let mut script = reads(&done);
+    script.extend([status_patch(), event()]);
+    let (kube, server) = api_server(script);
+    let error = reconcile(
+        Arc::new(being_deleted(&done)),
+        ctx(kube, &provider.issuer, policy("15m")),
     )
     .await
-    .expect("summarised");
-    let received = api.await.unwrap();
-    let status: AuthServerStatus = serde_json::from_value(received[0].1["status"].clone()).unwrap();
-    let reachable = &status.conditions[0];
+    .unwrap_err();
+    assert!(error.to_string().contains("403"), "{error}");
+    let received = server.await.unwrap();
     assert_eq!(
-        (reachable.status.as_str(), reachable.reason.as_str()),
-        ("False", "Unreachable")
+        condition(&sent_status(&received[2].1), "Ready").1,
+        "ProviderForbidden"
     );
-    assert!(
-        reachable.message.starts_with("the provider is unavailable"),
-        "{}",
-        reachable.message
-    );
-
-    // The same finding again writes nothing.
-    let mut reported = server(issuer);
-    reported.status = Some(status);
-    let (kube, api) = api_server(Vec::new());
-    reconcile_server(Arc::new(reported), summaries(kube, issuer, Vec::new()))
-        .await
-        .expect("summarised");
-    assert!(api.await.unwrap().is_empty());
-}
-
-#[tokio::test]
-async fn a_policy_counts_the_clients_it_governs_and_those_breaking_its_rules() {
-    let issuer = "http://127.0.0.1:9";
-    let mut breaking = client(&["admin:all"]);
-    breaking.metadata.name = Some("inventory-sync".to_owned());
-    let (kube, api) = api_server(vec![expect(
-        Method::PATCH,
-        POLICY_STATUS,
-        200,
-        serde_json::to_value(policy("15m")).unwrap(),
-    )]);
-    let summaries = summaries(kube, issuer, vec![client(&["api:read"]), breaking]);
-    reconcile_policy(Arc::new(policy("15m")), summaries)
-        .await
-        .expect("summarised");
-    let status = &api.await.unwrap()[0].1["status"];
+    provider.refuse_management(0).await;
     assert_eq!(
-        (
-            status["governedClients"].clone(),
-            status["compliantClients"].clone(),
-            status["violatingClients"].clone()
-        ),
-        (json!(2), json!(1), json!(1))
-    );
-    assert_eq!(
-        status["conditions"][0]["message"],
-        "governs 2 clients: 1 compliant, 1 breaking its rules"
+        provider.clients().await.len(),
+        1,
+        "not forgotten: still there"
     );
 }
 
 #[tokio::test]
-async fn a_client_that_moves_to_another_server_leaves_the_old_provider_for_the_new() {
-    let old_provider = TestProvider::start();
-    let done = provision(&old_provider).await;
-    let new_provider = TestProvider::start();
-    let echo = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "x"}});
+async fn a_secret_the_team_owns_is_never_touched() {
+    let provider = TestProvider::start();
+    let theirs = json!({
+        "apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": "order-service-client-secret", "namespace": "shop", "resourceVersion": "3"},
+        "data": {"password": base64("hunter2")}
+    });
     let (kube, server) = api_server(vec![
-        expect(
-            Method::GET,
-            REGISTRATION,
-            200,
-            secret_answer(&done.registration),
-        ),
+        expect(Method::GET, REGISTRATION, 404, not_found()),
+        expect(Method::GET, CREDENTIALS, 200, theirs),
+        status_patch(),
         event(),
+    ]);
+    reconcile(
+        Arc::new(client(&["api:read"])),
+        ctx(kube, &provider.issuer, policy("15m")),
+    )
+    .await
+    .expect("reconciled");
+    let received = server.await.unwrap();
+    let status = sent_status(&received[2].1);
+    let (ready, reason, message) = condition(&status, "Ready");
+    assert_eq!((ready, reason), ("False", "SecretConflict"));
+    assert!(message.contains("left untouched"), "{message}");
+    assert!(
+        provider.clients().await.is_empty(),
+        "nothing registered whose credentials could not be delivered"
+    );
+}
+
+#[tokio::test]
+async fn without_the_operators_namespace_nothing_is_registered_and_the_status_says_why() {
+    let provider = TestProvider::start();
+    let (kube, api) = api_server(vec![
+        expect(Method::GET, REGISTRATION, 404, not_found()),
+        expect(Method::GET, CREDENTIALS, 404, not_found()),
+        status_patch(),
+        event(),
+    ]);
+    let world = stores(
+        vec![server(&provider.issuer)],
+        vec![policy("15m")],
+        vec![namespace("shop", &[])],
+        Vec::new(),
+    );
+    reconcile(Arc::new(client(&["api:read"])), context(kube, world, HOUR))
+        .await
+        .expect("reconciled");
+    let received = api.await.unwrap();
+    let status = sent_status(&received[2].1);
+    let (_, reason, message) = condition(&status, "Ready");
+    assert_eq!(reason, "OperatorNamespaceMissing");
+    assert!(message.contains("nauthera-system"), "{message}");
+    assert!(provider.clients().await.is_empty());
+}
+
+#[tokio::test]
+async fn a_registration_that_cannot_be_recorded_is_taken_back_at_once() {
+    let provider = TestProvider::start();
+    let forbidden = json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "Forbidden", "code": 403, "message": "secrets is forbidden"});
+    let (kube, server) = api_server(vec![
+        expect(Method::GET, REGISTRATION, 404, not_found()),
+        expect(Method::GET, CREDENTIALS, 404, not_found()),
         expect(Method::GET, INITIAL_TOKEN, 200, initial_token_secret()),
-        expect(Method::PATCH, REGISTRATION, 200, echo.clone()),
+        expect(Method::PATCH, REGISTRATION, 403, forbidden),
+        status_patch(),
         event(),
-        expect(
-            Method::GET,
-            CREDENTIALS,
-            200,
-            secret_answer(&done.credentials),
-        ),
-        expect(Method::PATCH, CREDENTIALS, 200, echo),
+    ]);
+    let error = reconcile(
+        Arc::new(client(&["api:read"])),
+        ctx(kube, &provider.issuer, policy("15m")),
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .contains("removed from the provider again"),
+        "{error}"
+    );
+    let received = server.await.unwrap();
+    assert_eq!(
+        condition(&sent_status(&received[4].1), "Ready").1,
+        "CannotRecordRegistration"
+    );
+    assert!(provider.clients().await.is_empty(), "no orphan left behind");
+    let requests = provider.requests().await;
+    assert_eq!((requests.post, requests.delete), (1, 1));
+}
+
+#[tokio::test]
+async fn a_provider_that_lost_the_client_gets_it_again_with_an_event_and_new_credentials() {
+    let mut provider = TestProvider::start();
+    let done = provision(&provider).await;
+    provider.restart_empty();
+    let mut script = reads(&done);
+    script.extend([
+        expect(Method::GET, INITIAL_TOKEN, 200, initial_token_secret()),
+        expect(Method::PATCH, REGISTRATION, 200, echo()),
+        event(),
+        expect(Method::PATCH, CREDENTIALS, 200, echo()),
         status_patch(),
     ]);
-    // Same server name, a new provider behind it.
-    let ctx = context(kube, &new_provider.issuer, policy("15m"));
+    let (kube, server) = api_server(script);
+    let ctx = ctx_with(
+        kube,
+        &provider.issuer,
+        vec![policy("15m")],
+        Duration::from_millis(1),
+    );
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    reconcile(Arc::new(provisioned_client(&done)), Arc::clone(&ctx))
+        .await
+        .expect("reconciled");
+    let metrics = ctx.metrics.render();
+    drop(ctx);
+    let received = server.await.unwrap();
+    assert_eq!(received[4].1["reason"], "RegistrationLost");
+    let (old_id, _) = id_and_secret(&done.credentials);
+    let (new_id, new_secret) = id_and_secret(&received[5].1);
+    assert_ne!(new_id, old_id);
+    assert_eq!(
+        received[5].1["metadata"]["resourceVersion"], "7",
+        "the Secret updated in place, guarded by what was read"
+    );
+    assert_eq!(provider.clients().await, vec![new_id.clone()]);
+    assert_eq!(
+        provider
+            .client_credentials(&new_id, &new_secret, "api:read")
+            .await,
+        Ok(900)
+    );
+    assert!(
+        metrics.contains("nauthera_registrations_lost_total 1"),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn a_provider_that_refuses_a_read_is_never_registered_again() {
+    let provider = TestProvider::start();
+    let done = provision(&provider).await;
+    provider.refuse_management(403).await;
+    let mut script = reads(&done);
+    script.extend([status_patch(), event()]);
+    let (kube, server) = api_server(script);
+    let ctx = ctx_with(
+        kube,
+        &provider.issuer,
+        vec![policy("15m")],
+        Duration::from_millis(1),
+    );
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    reconcile(Arc::new(provisioned_client(&done)), ctx)
+        .await
+        .unwrap_err();
+    let received = server.await.unwrap();
+    let status = sent_status(&received[2].1);
+    assert_eq!(condition(&status, "Ready").1, "ProviderForbidden");
+    assert_eq!(
+        condition(&status, "Provisioned").0,
+        "True",
+        "still registered"
+    );
+    assert_eq!(provider.requests().await.post, 1, "no second registration");
+}
+
+#[tokio::test]
+async fn settings_changed_at_the_provider_are_put_back() {
+    let provider = TestProvider::start();
+    let done = provision(&provider).await;
+    // Someone edits the client at the provider: an hour-long token.
+    let driver = nauthera_operator::provider::dcr::DcrDriver::new(reqwest::Client::new());
+    let management = nauthera_operator::provider::Management {
+        registration_client_uri: decoded(&done.registration, "registration_client_uri"),
+        registration_access_token: decoded(&done.registration, "registration_access_token").into(),
+    };
+    let mut edited = nauthera_operator::provider::ClientMetadata::from_settings(
+        "Order service",
+        done.status.effective.as_ref().unwrap(),
+    );
+    edited.nauthera_access_token_ttl = Some(3600);
+    let (id, secret) = id_and_secret(&done.credentials);
+    driver.update(&management, &id, &edited).await.unwrap();
+    assert_eq!(
+        provider.client_credentials(&id, &secret, "api:read").await,
+        Ok(3600)
+    );
+
+    let mut script = reads(&done);
+    script.push(event());
+    let (kube, server) = api_server(script);
+    let ctx = ctx_with(
+        kube,
+        &provider.issuer,
+        vec![policy("15m")],
+        Duration::from_millis(1),
+    );
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    reconcile(Arc::new(provisioned_client(&done)), Arc::clone(&ctx))
+        .await
+        .expect("reconciled");
+    let metrics = ctx.metrics.render();
+    drop(ctx);
+    let received = server.await.unwrap();
+    assert_eq!(received[2].1["reason"], "DriftRepaired");
+    assert!(
+        received[2].1["note"]
+            .as_str()
+            .unwrap()
+            .contains("put back nauthera_access_token_ttl"),
+        "{}",
+        received[2].1["note"]
+    );
+    assert_eq!(
+        provider.client_credentials(&id, &secret, "api:read").await,
+        Ok(900)
+    );
+    assert!(
+        metrics.contains("nauthera_drift_repaired_total 1"),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn a_provider_that_keeps_no_unknown_metadata_sees_no_write_when_nothing_changed() {
+    let provider = TestProvider::start_with(common::Flavour::DropsUnknown, 0);
+    let done = provision(&provider).await;
+    let (kube, server) = api_server(reads(&done));
+    let ctx = ctx_with(
+        kube,
+        &provider.issuer,
+        vec![policy("15m")],
+        Duration::from_millis(1),
+    );
+    tokio::time::sleep(Duration::from_millis(5)).await;
     reconcile(Arc::new(provisioned_client(&done)), ctx)
         .await
         .expect("reconciled");
+    server.await.unwrap();
+    let requests = provider.requests().await;
+    assert_eq!(
+        (requests.post, requests.get, requests.put),
+        (1, 1, 0),
+        "a read at resync, and no write"
+    );
+}
+
+#[tokio::test]
+async fn a_client_that_moves_to_another_provider_registers_there_before_leaving_the_old() {
+    let old_provider = TestProvider::start();
+    let done = provision(&old_provider).await;
+    let new_provider = TestProvider::start();
+    let mut script = reads(&done);
+    script.extend([
+        expect(Method::GET, INITIAL_TOKEN, 200, initial_token_secret()),
+        expect(Method::PATCH, REGISTRATION, 200, echo()),
+        event(),
+        expect(Method::PATCH, CREDENTIALS, 200, echo()),
+        expect(Method::PATCH, REGISTRATION, 200, echo()),
+        status_patch(),
+    ]);
+    let (kube, server) = api_server(script);
+    // Same server name, a new provider behind it.
+    reconcile(
+        Arc::new(provisioned_client(&done)),
+        ctx(kube, &new_provider.issuer, policy("15m")),
+    )
+    .await
+    .expect("reconciled");
     let received = server.await.unwrap();
-    assert_eq!(received[1].1["reason"], "Moved");
+    assert!(
+        !decoded(&received[3].1, "retired_client_id").is_empty(),
+        "the old registration is recorded as retiring until the Secret holds the new one"
+    );
+    assert_eq!(received[4].1["reason"], "Moved");
+    assert!(received[6].1["data"].get("retired_client_id").is_none());
 
     let (old_id, old_secret) = id_and_secret(&done.credentials);
     assert_eq!(
@@ -620,7 +847,7 @@ async fn a_client_that_moves_to_another_server_leaves_the_old_provider_for_the_n
         Err("invalid_client".to_owned()),
         "gone from the old provider"
     );
-    let credentials = &received[6].1;
+    let credentials = &received[5].1;
     assert_eq!(decoded(credentials, "issuer_url"), new_provider.issuer);
     let (id, secret) = id_and_secret(credentials);
     assert_eq!(
@@ -638,30 +865,23 @@ async fn a_renamed_secret_is_written_under_the_new_name_and_the_old_one_removed(
     let done = provision(&provider).await;
     let mut renamed = provisioned_client(&done);
     renamed.spec.secret_name = Some("orders-credentials".to_owned());
-    let mut old = secret_answer(&done.credentials);
+    let mut old = stored(&done.credentials);
     old["metadata"]["ownerReferences"] = done.credentials["metadata"]["ownerReferences"].clone();
     let new_path = "/api/v1/namespaces/shop/secrets/orders-credentials";
-    let echo = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "x"}});
     let (kube, server) = api_server(vec![
-        expect(
-            Method::GET,
-            REGISTRATION,
-            200,
-            secret_answer(&done.registration),
-        ),
+        expect(Method::GET, REGISTRATION, 200, stored(&done.registration)),
         expect(Method::GET, new_path, 404, not_found()),
-        expect(Method::PATCH, new_path, 200, echo),
+        expect(Method::POST, SECRETS, 201, echo()),
         expect(Method::GET, CREDENTIALS, 200, old),
-        expect(
-            Method::DELETE,
-            CREDENTIALS,
-            200,
-            json!({"kind": "Status", "apiVersion": "v1", "status": "Success"}),
-        ),
+        expect(Method::DELETE, CREDENTIALS, 200, deleted()),
         status_patch(),
     ]);
-    let ctx = context(kube, &provider.issuer, policy("15m"));
-    reconcile(Arc::new(renamed), ctx).await.expect("reconciled");
+    reconcile(
+        Arc::new(renamed),
+        ctx(kube, &provider.issuer, policy("15m")),
+    )
+    .await
+    .expect("reconciled");
     let received = server.await.unwrap();
     assert_eq!(
         decoded(&received[2].1, "client_id"),

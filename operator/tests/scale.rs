@@ -1,36 +1,99 @@
 //! The operator at scale, as a benchmark, not a timed test: against the cluster named by
-//! `NAUTHERA_E2E_KUBECONFIG`, for each N in `NAUTHERA_SCALE_CLIENTS` (e.g. `100,1000`),
-//! creates N clients and reports time-to-Ready (p50/p99), convergence after a policy TTL
-//! change, provider calls per client and the operator's RSS. Skipped, saying so, unless
-//! both are set. Run with `--nocapture` to see the table; it is also written to
-//! `target/scale-report.md`.
+//! `NAUTHERA_E2E_KUBECONFIG`, for each N in `NAUTHERA_SCALE_CLIENTS` (e.g. `100,1000`):
+//!
+//! - N clients created at once: time until all are Ready, and p50/p99 per client;
+//! - one more client when N exist: its time to Ready;
+//! - a policy TTL change over N clients: convergence, and provider and Kubernetes calls;
+//! - a quiet window (`NAUTHERA_SCALE_QUIET`, seconds, default 60): every write;
+//! - the operator's memory (RSS), provider calls and Kubernetes calls per client, and
+//!   discovery fetches.
+//!
+//! Skipped, saying so, unless both are set. Run with `--nocapture` to see the table; it
+//! is also written to `target/scale-report.md`.
 
 mod common;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::fmt::Write as _;
-use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::TestProvider;
-use common::cluster::{Operator, apply, cluster, condition, install_crds};
-use futures::{StreamExt, stream};
-use k8s_openapi::api::core::v1::{Namespace, Secret};
-use kube::api::{DeleteParams, ListParams, PostParams};
-use kube::{Api, Client};
-use nauthera_shared::resources::{AuthClient, AuthPolicy, AuthServer};
-use serde_json::json;
+use common::cluster::{Operator, Scenario, cluster, condition};
+use common::{Requests, TestProvider};
+use futures::{StreamExt, TryStreamExt, stream};
+use kube::runtime::watcher;
+use kube::{Api, ResourceExt};
+use nauthera_shared::resources::AuthClient;
 
 /// How long N clients get to become Ready, or to converge, before the run gives up.
 const GIVE_UP: Duration = Duration::from_secs(900);
 
+#[derive(Default)]
 struct Figures {
     clients: usize,
+    all_ready: Duration,
     ready_p50: Duration,
     ready_p99: Duration,
+    one_more: Duration,
     convergence: Duration,
-    provider_calls_per_client: f64,
+    /// Per client, while the N were created: provider requests and Kubernetes calls.
+    create_provider: Requests,
+    create_kube: KubeCalls,
+    /// Per client, for the TTL change.
+    ttl_provider: Requests,
+    ttl_kube: KubeCalls,
+    /// In the quiet window, in all.
+    quiet_provider: Requests,
+    quiet_kube: KubeCalls,
+    quiet: Duration,
+    discovery_fetches: f64,
     rss_mib: f64,
+}
+
+/// The operator's Kubernetes calls by verb, from its metrics.
+#[derive(Clone, Copy, Debug, Default)]
+struct KubeCalls {
+    get: f64,
+    create: f64,
+    update: f64,
+    patch: f64,
+    delete: f64,
+}
+
+impl KubeCalls {
+    async fn of(operator: &Operator) -> Self {
+        let verb = |verb: &str| format!("nauthera_kube_calls_total{{verb=\"{verb}\"}}");
+        Self {
+            get: operator.metric(&verb("get")).await,
+            create: operator.metric(&verb("create")).await,
+            update: operator.metric(&verb("update")).await,
+            patch: operator.metric(&verb("patch")).await,
+            delete: operator.metric(&verb("delete")).await,
+        }
+    }
+
+    fn since(self, before: Self, per: f64) -> Self {
+        Self {
+            get: (self.get - before.get) / per,
+            create: (self.create - before.create) / per,
+            update: (self.update - before.update) / per,
+            patch: (self.patch - before.patch) / per,
+            delete: (self.delete - before.delete) / per,
+        }
+    }
+
+    fn writes(self) -> f64 {
+        self.create + self.update + self.patch + self.delete
+    }
+}
+
+fn since(after: &Requests, before: &Requests) -> Requests {
+    Requests {
+        post: after.post - before.post,
+        get: after.get - before.get,
+        put: after.put - before.put,
+        delete: after.delete - before.delete,
+    }
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -46,27 +109,6 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[index]
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-async fn provider_calls(port: u16) -> f64 {
-    let text = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .filter(|line| line.starts_with("nauthera_provider_calls_total"))
-        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
-}
-
 fn rss_mib(pid: u32) -> f64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     let kib: f64 = status
@@ -77,153 +119,151 @@ fn rss_mib(pid: u32) -> f64 {
     kib / 1024.0
 }
 
-async fn run(client: &Client, provider: &TestProvider, clients: usize) -> Figures {
-    let run = format!("{:x}{clients}", std::process::id());
-    let (security, team, system) = (
-        format!("scale-{run}-security"),
-        format!("scale-{run}-team"),
-        format!("scale-{run}-system"),
-    );
-    let namespaces: Api<Namespace> = Api::all(client.clone());
-    for name in [&security, &team, &system] {
-        let namespace = Namespace {
-            metadata: kube::api::ObjectMeta {
-                name: Some(name.clone()),
-                ..Default::default()
-            },
-            ..Default::default()
-        };
-        namespaces
-            .create(&PostParams::default(), &namespace)
-            .await
-            .unwrap();
-    }
-    let secrets: Api<Secret> = Api::namespaced(client.clone(), &security);
-    apply(&secrets, json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "dcr-initial-token", "namespace": security},
-        "stringData": {"token": common::INITIAL_ACCESS_TOKEN}})).await;
-    let servers: Api<AuthServer> = Api::namespaced(client.clone(), &security);
-    apply(&servers, json!({"apiVersion": "auth.nauthera.io/v1alpha1", "kind": "AuthServer",
-        "metadata": {"name": "scale-server", "namespace": security},
-        "spec": {"issuerUrl": provider.issuer,
-                 "provider": {"type": "DynamicClientRegistration", "initialAccessTokenSecretRef": {"name": "dcr-initial-token", "key": "token"}},
-                 "policySelector": {"matchLabels": {"scale": "yes"}}, "allowedNamespaces": {"from": "All"}}})).await;
-    let policies: Api<AuthPolicy> = Api::namespaced(client.clone(), &security);
-    let policy = |ttl: &str| {
-        json!({"apiVersion": "auth.nauthera.io/v1alpha1", "kind": "AuthPolicy",
-        "metadata": {"name": "scale-policy", "namespace": security, "labels": {"scale": "yes"}},
-        "spec": {"token": {"accessTokenTTL": ttl}, "allowedGrantTypes": ["client_credentials"], "allowedScopes": ["api:read"]}})
-    };
-    apply(&policies, policy("15m")).await;
+/// When each client was first seen Ready, by a watch of the team's namespace.
+#[derive(Clone, Default)]
+struct ReadyTimes(Arc<Mutex<HashMap<String, Instant>>>);
 
-    let port = free_port();
-    let operator = Operator(
-        Command::new(env!("CARGO_BIN_EXE_nauthera-operator"))
-            .args([
-                "run",
-                "--namespace",
-                &system,
-                "--listen",
-                &format!("127.0.0.1:{port}"),
-            ])
-            .env(
-                "KUBECONFIG",
-                std::env::var_os("NAUTHERA_E2E_KUBECONFIG").unwrap(),
-            )
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap(),
-    );
-
-    let api: Api<AuthClient> = Api::namespaced(client.clone(), &team);
-    let names: Vec<String> = (0..clients).map(|i| format!("client-{i:05}")).collect();
-    let created = create_clients(&api, &names, &team, &security).await;
-    let mut times = time_to_ready(&api, &created).await;
-    times.sort();
-    let calls = provider_calls(port).await;
-
-    apply(&policies, policy("5m")).await;
-    let changed = Instant::now();
-    converge(&api, "5m").await;
-    let convergence = changed.elapsed();
-    let rss = rss_mib(operator.0.id());
-
-    for name in &names {
-        let _ = api.delete(name, &DeleteParams::default()).await;
+impl ReadyTimes {
+    fn follow(api: Api<AuthClient>) -> Self {
+        let times = Self::default();
+        let seen = times.clone();
+        tokio::spawn(async move {
+            let mut events = std::pin::pin!(watcher::watcher(api, watcher::Config::default()));
+            while let Ok(Some(event)) = events.try_next().await {
+                if let watcher::Event::Apply(client) | watcher::Event::InitApply(client) = event
+                    && condition(&client, "Ready").is_some_and(|c| c.0 == "True")
+                {
+                    seen.lock()
+                        .entry(client.name_any())
+                        .or_insert_with(Instant::now);
+                }
+            }
+        });
+        times
     }
-    let cleaned = Instant::now();
-    while !api
-        .list(&ListParams::default())
-        .await
-        .unwrap()
-        .items
-        .is_empty()
-        && cleaned.elapsed() < GIVE_UP
-    {
-        tokio::time::sleep(Duration::from_millis(500)).await;
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Instant>> {
+        self.0.lock().unwrap()
     }
-    drop(operator);
-    for name in [&team, &security, &system] {
-        let _ = namespaces.delete(name, &DeleteParams::default()).await;
-    }
-    #[allow(clippy::cast_precision_loss)]
-    let per_client = calls / clients as f64;
-    Figures {
-        clients,
-        ready_p50: percentile(&times, 0.5),
-        ready_p99: percentile(&times, 0.99),
-        convergence,
-        provider_calls_per_client: per_client,
-        rss_mib: rss,
+
+    async fn wait_for(&self, names: &[String]) {
+        let started = Instant::now();
+        loop {
+            let ready = names
+                .iter()
+                .filter(|n| self.lock().contains_key(*n))
+                .count();
+            if ready == names.len() {
+                return;
+            }
+            assert!(
+                started.elapsed() < GIVE_UP,
+                "only {ready} of {} clients became Ready",
+                names.len()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 }
 
-/// Creates the clients, 20 at a time; returns when each was created.
-async fn create_clients(
-    api: &Api<AuthClient>,
-    names: &[String],
-    team: &str,
-    security: &str,
-) -> HashMap<String, Instant> {
-    stream::iter(names.to_vec())
+async fn run(size: usize, quiet: Duration) -> Figures {
+    let mut scenario = Scenario::new(&format!("scale{size}"), TestProvider::start())
+        .await
+        .expect("a cluster");
+    "info,kube=warn".clone_into(&mut scenario.log_filter);
+    scenario.start_operator(&["--resync", "5m"]);
+    let clients = scenario.clients();
+    let times = ReadyTimes::follow(clients.clone());
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let operator_pid = scenario.operators[0].child.id();
+    let provider_before = scenario.provider.requests().await;
+    let kube_before = KubeCalls::of(&scenario.operators[0]).await;
+
+    // N clients at once.
+    let names: Vec<String> = (0..size).map(|i| format!("client-{i:05}")).collect();
+    let started = Instant::now();
+    let created: HashMap<String, Instant> = stream::iter(names.clone())
         .map(|name| {
-            let (api, team, security) = (api.clone(), team.to_owned(), security.to_owned());
+            let scenario = &scenario;
             async move {
-                apply(&api, json!({"apiVersion": "auth.nauthera.io/v1alpha1", "kind": "AuthClient",
-                    "metadata": {"name": name, "namespace": team},
-                    "spec": {"displayName": name, "authServerRef": {"name": "scale-server", "namespace": security},
-                             "grantTypes": ["client_credentials"], "scopes": ["api:read"]}})).await;
+                scenario.apply_client(&name, scenario.service(&name)).await;
                 (name, Instant::now())
             }
         })
-        .buffer_unordered(20)
+        .buffer_unordered(50)
         .collect()
-        .await
-}
+        .await;
+    times.wait_for(&names).await;
+    let mut per_client: Vec<Duration> = {
+        let ready = times.lock();
+        names
+            .iter()
+            .map(|name| ready[name].saturating_duration_since(created[name]))
+            .collect()
+    };
+    per_client.sort();
+    let all_ready = names
+        .iter()
+        .map(|name| times.lock()[name])
+        .max()
+        .unwrap()
+        .duration_since(started);
+    let operator = &scenario.operators[0];
+    #[allow(clippy::cast_precision_loss)]
+    let n = size as f64;
+    let create_provider = since(&scenario.provider.requests().await, &provider_before);
+    let create_kube = KubeCalls::of(operator).await.since(kube_before, n);
+    // Let the creation settle (summaries, the last status writes) before measuring more.
+    tokio::time::sleep(Duration::from_secs(3)).await;
 
-/// How long each client took from its creation to Ready.
-async fn time_to_ready(api: &Api<AuthClient>, created: &HashMap<String, Instant>) -> Vec<Duration> {
-    let mut ready: BTreeMap<String, Duration> = BTreeMap::new();
-    let started = Instant::now();
-    while ready.len() < created.len() {
-        assert!(
-            started.elapsed() < GIVE_UP,
-            "only {} of {} clients became Ready",
-            ready.len(),
-            created.len()
-        );
-        for object in api.list(&ListParams::default()).await.unwrap().items {
-            let name = object.metadata.name.clone().unwrap_or_default();
-            if !ready.contains_key(&name)
-                && condition(&object, "Ready").is_some_and(|c| c.0 == "True")
-            {
-                ready.insert(name.clone(), created[&name].elapsed());
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-    ready.into_values().collect()
+    // One more.
+    let extra = "client-extra".to_owned();
+    let one_started = Instant::now();
+    scenario
+        .apply_client(&extra, scenario.service(&extra))
+        .await;
+    times.wait_for(std::slice::from_ref(&extra)).await;
+    let one_more = times.lock()[&extra].duration_since(one_started);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+
+    // The TTL change.
+    let operator = &scenario.operators[0];
+    let provider_before = scenario.provider.requests().await;
+    let kube_before = KubeCalls::of(operator).await;
+    let changed = Instant::now();
+    scenario.apply_policy(scenario.policy("5m")).await;
+    converge(&clients, "5m").await;
+    let convergence = changed.elapsed();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let ttl_provider = since(&scenario.provider.requests().await, &provider_before);
+    let ttl_kube = KubeCalls::of(operator).await.since(kube_before, n + 1.0);
+
+    // Quiet.
+    let provider_before = scenario.provider.requests().await;
+    let kube_before = KubeCalls::of(operator).await;
+    tokio::time::sleep(quiet).await;
+    let quiet_provider = since(&scenario.provider.requests().await, &provider_before);
+    let quiet_kube = KubeCalls::of(operator).await.since(kube_before, 1.0);
+
+    let figures = Figures {
+        clients: size,
+        all_ready,
+        ready_p50: percentile(&per_client, 0.5),
+        ready_p99: percentile(&per_client, 0.99),
+        one_more,
+        convergence,
+        create_provider,
+        create_kube,
+        ttl_provider,
+        ttl_kube,
+        quiet_provider,
+        quiet_kube,
+        quiet,
+        discovery_fetches: operator.metric("nauthera_discovery_fetches_total").await,
+        rss_mib: rss_mib(operator_pid),
+    };
+    scenario.finish().await;
+    figures
 }
 
 /// Waits until every client's status shows `ttl` as its access token lifetime.
@@ -235,7 +275,7 @@ async fn converge(api: &Api<AuthClient>, ttl: &str) {
             "clients did not converge on the new TTL"
         );
         let converged = api
-            .list(&ListParams::default())
+            .list(&kube::api::ListParams::default())
             .await
             .unwrap()
             .items
@@ -251,8 +291,19 @@ async fn converge(api: &Api<AuthClient>, ttl: &str) {
         if converged {
             return;
         }
-        tokio::time::sleep(Duration::from_millis(250)).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+#[allow(clippy::cast_precision_loss)]
+fn per(requests: &Requests, n: usize) -> String {
+    let n = n as f64;
+    format!(
+        "{:.2} reg · {:.2} read · {:.2} upd",
+        requests.post as f64 / n,
+        requests.get as f64 / n,
+        requests.put as f64 / n
+    )
 }
 
 #[tokio::test]
@@ -263,31 +314,44 @@ async fn the_operator_at_scale() {
         );
         return;
     };
-    let Some(client) = cluster().await else {
+    if cluster().await.is_none() {
         return;
-    };
-    install_crds(&client).await;
-    let provider = TestProvider::start();
+    }
+    let quiet = Duration::from_secs(
+        std::env::var("NAUTHERA_SCALE_QUIET")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(60),
+    );
     let mut report = String::from(
-        "| clients | time to Ready p50 | p99 | convergence after a TTL change | provider calls per client | operator RSS |\n|---|---|---|---|---|---|\n",
+        "| clients | all Ready | Ready p50 | p99 | one more | TTL change converged | provider calls per client (create) | Kubernetes writes per client (create) | provider calls per client (TTL change) | Kubernetes writes per client (TTL change) | writes while quiet (provider / Kubernetes) | discovery fetches | operator RSS |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
     for size in sizes
         .split(',')
         .filter_map(|s| s.trim().parse::<usize>().ok())
     {
-        let figures = run(&client, &provider, size).await;
+        let f = run(size, quiet).await;
         let _ = writeln!(
             report,
-            "| {} | {:.2} s | {:.2} s | {:.2} s | {:.1} | {:.0} MiB |",
-            figures.clients,
-            figures.ready_p50.as_secs_f64(),
-            figures.ready_p99.as_secs_f64(),
-            figures.convergence.as_secs_f64(),
-            figures.provider_calls_per_client,
-            figures.rss_mib,
+            "| {} | {:.2} s | {:.2} s | {:.2} s | {:.2} s | {:.2} s | {} | {:.2} | {} | {:.2} | {} / {} in {} s | {} | {:.0} MiB |",
+            f.clients,
+            f.all_ready.as_secs_f64(),
+            f.ready_p50.as_secs_f64(),
+            f.ready_p99.as_secs_f64(),
+            f.one_more.as_secs_f64(),
+            f.convergence.as_secs_f64(),
+            per(&f.create_provider, f.clients),
+            f.create_kube.writes(),
+            per(&f.ttl_provider, f.clients + 1),
+            f.ttl_kube.writes(),
+            f.quiet_provider.writes(),
+            f.quiet_kube.writes(),
+            f.quiet.as_secs(),
+            f.discovery_fetches,
+            f.rss_mib,
         );
+        println!("{report}");
     }
-    println!("{report}");
     let target = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/scale-report.md");
     let _ = std::fs::write(target, &report);
 }

@@ -1,272 +1,316 @@
 //! OAuth 2.0 Dynamic Client Registration (RFC 7591) and its management protocol
 //! (RFC 7592): register with the initial access token, then read, update and delete with
 //! the registration access token the provider returned.
+//!
+//! Liberal in what it accepts, since providers differ within the protocol: any 2xx is
+//! success (200 or 201 for a registration, 200 or 204 for a delete), a field may be a
+//! string or a list, fields may be missing from a read, unknown fields are ignored. An
+//! answer it cannot use is reported with the provider's URL and the field at fault.
 
 use std::time::Duration;
 
 use reqwest::{RequestBuilder, Response, StatusCode};
 use secrecy::{ExposeSecret, SecretString};
-use serde::Deserialize;
+use serde_json::{Map, Value};
 
-use super::{ClientMetadata, Management, ProviderDriver, ProviderError, Registered, Registration};
+use super::{
+    Answer, ClientMetadata, Deleted, HeldMetadata, Management, ProviderError, Registration,
+};
 
 /// No provider call may hang a reconcile.
-const TIMEOUT: Duration = Duration::from_secs(15);
+pub const TIMEOUT: Duration = Duration::from_secs(15);
 
-pub struct DcrDriver {
-    http: reqwest::Client,
-    registration_endpoint: String,
-    initial_access_token: Option<SecretString>,
-}
-
-/// The part of the discovery document the driver needs.
-#[derive(Debug, Deserialize)]
-pub struct Discovery {
-    pub issuer: String,
-    pub registration_endpoint: Option<String>,
-    pub token_endpoint: Option<String>,
-}
-
-/// Reads `issuer`'s discovery document and checks it names the same issuer (OpenID
-/// Connect Discovery §4.3).
-pub async fn discover(http: &reqwest::Client, issuer: &str) -> Result<Discovery, ProviderError> {
-    let url = format!(
-        "{}/.well-known/openid-configuration",
-        issuer.trim_end_matches('/')
-    );
-    let response = send(http.get(&url)).await?;
-    let discovery: Discovery = json(response, "discovery request").await?;
-    if discovery.issuer.trim_end_matches('/') != issuer.trim_end_matches('/') {
-        return Err(ProviderError::Protocol(format!(
-            "the discovery document at {url} names issuer {:?}, not {issuer:?}",
-            discovery.issuer
-        )));
-    }
-    Ok(discovery)
-}
-
-impl DcrDriver {
-    /// A driver for the provider at `issuer`: the registration endpoint is `endpoint` when
-    /// given, else the one the discovery document names.
-    pub async fn for_issuer(
-        issuer: &str,
-        endpoint: Option<&str>,
-        initial_access_token: Option<SecretString>,
-    ) -> Result<Self, ProviderError> {
-        let http = http_client()?;
-        let registration_endpoint = match endpoint {
-            Some(endpoint) => endpoint.to_owned(),
-            None => discover(&http, issuer).await?.registration_endpoint.ok_or_else(|| {
-                ProviderError::Protocol(format!(
-                    "{issuer} offers no registration_endpoint: dynamic client registration is not enabled there"
-                ))
-            })?,
-        };
-        Ok(Self {
-            http,
-            registration_endpoint,
-            initial_access_token,
-        })
-    }
-}
-
-impl DcrDriver {
-    /// A driver for registrations already made: RFC 7592 calls go to each registration's
-    /// own URI with its own token, so no discovery and no initial access token are needed.
-    /// It cannot register.
-    pub fn for_registrations() -> Result<Self, ProviderError> {
-        Ok(Self {
-            http: http_client()?,
-            registration_endpoint: String::new(),
-            initial_access_token: None,
-        })
-    }
-}
-
+/// One HTTP client for every provider call, so connections are reused.
 pub fn http_client() -> Result<reqwest::Client, ProviderError> {
     reqwest::Client::builder()
         .timeout(TIMEOUT)
+        .connect_timeout(Duration::from_secs(5))
         .user_agent(concat!("nauthera-operator/", env!("CARGO_PKG_VERSION")))
         .build()
         .map_err(|error| ProviderError::Protocol(format!("cannot build an HTTP client: {error}")))
 }
 
-/// What a registration (or a read of one) answers: the metadata and the credentials.
-#[derive(Deserialize)]
-struct RegistrationResponse {
-    client_id: String,
-    client_secret: Option<String>,
-    registration_client_uri: Option<String>,
-    registration_access_token: Option<String>,
-    #[serde(flatten)]
-    metadata: ClientMetadata,
+pub struct DcrDriver {
+    http: reqwest::Client,
 }
 
-impl RegistrationResponse {
-    /// The metadata, and the new registration access token if the provider rotated it
-    /// (RFC 7592 §3 allows rotation on any read or update).
-    fn into_registered(self) -> Registered {
-        Registered {
-            metadata: self.metadata,
-            rotated_token: self.registration_access_token.map(SecretString::from),
+impl DcrDriver {
+    pub fn new(http: reqwest::Client) -> Self {
+        Self { http }
+    }
+
+    /// Registers a client at `endpoint` (RFC 7591 §3.1).
+    pub async fn register(
+        &self,
+        endpoint: &str,
+        initial_access_token: Option<&SecretString>,
+        metadata: &ClientMetadata,
+    ) -> Result<Registration, ProviderError> {
+        let mut request = self.http.post(endpoint).json(metadata);
+        if let Some(token) = initial_access_token {
+            request = request.bearer_auth(token.expose_secret());
+        }
+        let response = send(request).await?;
+        let status = response.status();
+        let body = body(response).await?;
+        if !status.is_success() {
+            return Err(match status {
+                StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => ProviderError::Unauthorized {
+                    detail: described(status, &body),
+                },
+                _ => failure(status, &body, endpoint),
+            });
+        }
+        let answer = object(&body, status, endpoint)?;
+        let client_id = client_id(&answer).ok_or_else(|| {
+            ProviderError::Protocol(format!(
+                "{endpoint} answered a registration ({status}) without a client_id"
+            ))
+        })?;
+        let management = match (
+            text(&answer, "registration_client_uri"),
+            text(&answer, "registration_access_token"),
+        ) {
+            (Some(uri), Some(token)) => Management {
+                registration_client_uri: uri,
+                registration_access_token: SecretString::from(token),
+            },
+            _ => {
+                return Err(ProviderError::Protocol(format!(
+                    "{endpoint} registered client {client_id} without registration_client_uri and registration_access_token: the provider does not offer RFC 7592 management, so Nauthera could never update or delete it — delete client {client_id} at the provider by hand"
+                )));
+            }
+        };
+        Ok(Registration {
+            client_id,
+            client_secret: text(&answer, "client_secret").map(SecretString::from),
+            management,
+        })
+    }
+
+    /// Reads a registration (RFC 7592 §2.1).
+    pub async fn read(&self, management: &Management) -> Result<Answer, ProviderError> {
+        let request = || {
+            self.http
+                .get(&management.registration_client_uri)
+                .bearer_auth(management.registration_access_token.expose_secret())
+        };
+        managed(
+            send_idempotent(request).await?,
+            &management.registration_client_uri,
+        )
+        .await
+    }
+
+    /// Replaces a registration's metadata (RFC 7592 §2.2): the whole metadata, with the
+    /// client_id, replaces what is there.
+    pub async fn update(
+        &self,
+        management: &Management,
+        client_id: &str,
+        metadata: &ClientMetadata,
+    ) -> Result<Answer, ProviderError> {
+        let mut body = serde_json::to_value(metadata)
+            .map_err(|error| ProviderError::Protocol(error.to_string()))?;
+        body["client_id"] = Value::String(client_id.to_owned());
+        let request = || {
+            self.http
+                .put(&management.registration_client_uri)
+                .bearer_auth(management.registration_access_token.expose_secret())
+                .json(&body)
+        };
+        managed(
+            send_idempotent(request).await?,
+            &management.registration_client_uri,
+        )
+        .await
+    }
+
+    /// Deletes a registration (RFC 7592 §2.3).
+    pub async fn delete(&self, management: &Management) -> Result<Deleted, ProviderError> {
+        let uri = &management.registration_client_uri;
+        let request = || {
+            self.http
+                .delete(uri)
+                .bearer_auth(management.registration_access_token.expose_secret())
+        };
+        let response = send_idempotent(request).await?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(Deleted::Removed);
+        }
+        match management_failure(status, &body(response).await?, uri) {
+            ProviderError::Gone { .. } => Ok(Deleted::AlreadyGone),
+            other => Err(other),
         }
     }
 }
 
-/// RFC 7591 §3.2.2.
-#[derive(Deserialize)]
-struct ErrorResponse {
-    error: String,
-    error_description: Option<String>,
-}
-
-async fn send(request: RequestBuilder) -> Result<Response, ProviderError> {
+pub(super) async fn send(request: RequestBuilder) -> Result<Response, ProviderError> {
     request
         .send()
         .await
         .map_err(|error| ProviderError::Unavailable(without_url(&error)))
 }
 
+/// Sends a request that may safely be sent twice (GET, PUT, DELETE), once more when the
+/// first attempt died on a connection the provider had closed (a restart, an idle
+/// timeout). A registration (POST) is never resent: it could register twice.
+async fn send_idempotent(request: impl Fn() -> RequestBuilder) -> Result<Response, ProviderError> {
+    match request().send().await {
+        Ok(response) => Ok(response),
+        Err(error) if !error.is_timeout() && (error.is_connect() || error.is_request()) => {
+            send(request()).await
+        }
+        Err(error) => Err(ProviderError::Unavailable(without_url(&error))),
+    }
+}
+
 /// Transport errors in words, without the URL's query (which never holds secrets here,
 /// but the habit is worth keeping).
 fn without_url(error: &reqwest::Error) -> String {
-    let error = error.to_string();
-    error.split(" for url").next().unwrap_or(&error).to_owned()
+    let mut words = error.to_string();
+    if let Some(cut) = words.find(" for url") {
+        words.truncate(cut);
+    }
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        words.push_str(": ");
+        words.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    words
+}
+
+async fn body(response: Response) -> Result<Vec<u8>, ProviderError> {
+    response
+        .bytes()
+        .await
+        .map(|bytes| bytes.to_vec())
+        .map_err(|error| ProviderError::Unavailable(without_url(&error)))
 }
 
 /// Reads a successful answer as `T`, or turns the failure into a [`ProviderError`].
-async fn json<T: for<'de> Deserialize<'de>>(
+pub(super) async fn read_json<T: for<'de> serde::Deserialize<'de>>(
     response: Response,
-    token: &'static str,
+    url: &str,
 ) -> Result<T, ProviderError> {
     let status = response.status();
-    let body = response
-        .bytes()
-        .await
-        .map_err(|error| ProviderError::Unavailable(without_url(&error)))?;
-    if status.is_success() {
-        return serde_json::from_slice(&body).map_err(|error| {
-            ProviderError::Protocol(format!("unreadable answer ({status}): {error}"))
-        });
+    let body = body(response).await?;
+    if !status.is_success() {
+        return Err(failure(status, &body, url));
     }
-    Err(failure(status, &body, token))
+    serde_json::from_slice(&body)
+        .map_err(|error| ProviderError::Protocol(format!("{url} answered {status} with {error}")))
 }
 
-fn failure(status: StatusCode, body: &[u8], token: &'static str) -> ProviderError {
-    let described = serde_json::from_slice::<ErrorResponse>(body).ok();
-    let detail = described.as_ref().map_or_else(
-        || format!("HTTP {status}"),
-        |e| {
-            format!(
-                "{} ({})",
-                e.error,
-                e.error_description.as_deref().unwrap_or("no description")
-            )
-        },
-    );
+/// The answer to a read or an update of a registration.
+async fn managed(response: Response, uri: &str) -> Result<Answer, ProviderError> {
+    let status = response.status();
+    let body = body(response).await?;
+    if !status.is_success() {
+        return Err(management_failure(status, &body, uri));
+    }
+    let answer = object(&body, status, uri)?;
+    Ok(Answer {
+        held: HeldMetadata::from_answer(&answer),
+        client_secret: text(&answer, "client_secret").map(SecretString::from),
+        registration_access_token: text(&answer, "registration_access_token")
+            .map(SecretString::from),
+    })
+}
+
+fn object(body: &[u8], status: StatusCode, url: &str) -> Result<Map<String, Value>, ProviderError> {
+    match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Object(object)) => Ok(object),
+        Ok(other) => Err(ProviderError::Protocol(format!(
+            "{url} answered {status} with JSON that is not an object ({})",
+            kind(&other)
+        ))),
+        Err(error) if body.is_empty() => Err(ProviderError::Protocol(format!(
+            "{url} answered {status} with an empty body ({error})"
+        ))),
+        Err(error) => Err(ProviderError::Protocol(format!(
+            "{url} answered {status} with a body that is not JSON: {error}"
+        ))),
+    }
+}
+
+fn kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "an object",
+    }
+}
+
+fn text(answer: &Map<String, Value>, key: &str) -> Option<String> {
+    match answer.get(key)? {
+        Value::String(text) if !text.is_empty() => Some(text.clone()),
+        _ => None,
+    }
+}
+
+fn client_id(answer: &Map<String, Value>) -> Option<String> {
+    match answer.get("client_id")? {
+        Value::String(id) if !id.is_empty() => Some(id.clone()),
+        Value::Number(id) => Some(id.to_string()),
+        _ => None,
+    }
+}
+
+/// The error an RFC 7591 §3.2.2 body describes, or the status alone.
+fn described(status: StatusCode, body: &[u8]) -> String {
+    let error = serde_json::from_slice::<Value>(body).ok();
+    let field = |key: &str| {
+        error
+            .as_ref()
+            .and_then(|e| e.get(key))
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+    };
+    match (field("error"), field("error_description")) {
+        (Some(error), Some(description)) => format!("{error} ({description})"),
+        (Some(error), None) => error,
+        _ => format!("HTTP {status}"),
+    }
+}
+
+/// A failed management call: 401 and 404 say the registration is gone (RFC 7592 §2.1),
+/// 403 that the provider refuses; the rest as any failure.
+fn management_failure(status: StatusCode, body: &[u8], uri: &str) -> ProviderError {
     match status {
-        StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
-            ProviderError::Unauthorized { token, detail }
-        }
-        StatusCode::NOT_FOUND => ProviderError::NotFound,
-        status if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS => {
-            ProviderError::Unavailable(detail)
-        }
-        _ => match described {
-            Some(ErrorResponse {
-                error,
-                error_description,
-            }) => ProviderError::Rejected {
-                error,
-                description: error_description,
-            },
-            None => ProviderError::Protocol(detail),
+        StatusCode::UNAUTHORIZED | StatusCode::NOT_FOUND => ProviderError::Gone {
+            status: status.as_u16(),
         },
+        StatusCode::FORBIDDEN => ProviderError::Forbidden {
+            detail: described(status, body),
+        },
+        _ => failure(status, body, uri),
     }
 }
 
-impl ProviderDriver for DcrDriver {
-    async fn register(&self, metadata: &ClientMetadata) -> Result<Registration, ProviderError> {
-        if self.registration_endpoint.is_empty() {
-            return Err(ProviderError::Protocol(
-                "this driver manages existing registrations only".to_owned(),
-            ));
-        }
-        let mut request = self.http.post(&self.registration_endpoint).json(metadata);
-        if let Some(token) = &self.initial_access_token {
-            request = request.bearer_auth(token.expose_secret());
-        }
-        let answer: RegistrationResponse =
-            json(send(request).await?, "initial access token").await?;
-        let (Some(uri), Some(token)) = (
-            answer.registration_client_uri,
-            answer.registration_access_token,
-        ) else {
-            return Err(ProviderError::Protocol(format!(
-                "client {} was registered without registration_client_uri and registration_access_token: the provider does not offer RFC 7592 management, so Nauthera could never update or delete it — delete it by hand",
-                answer.client_id
-            )));
-        };
-        Ok(Registration {
-            client_id: answer.client_id,
-            client_secret: answer.client_secret.map(SecretString::from),
-            management: Management {
-                registration_client_uri: uri,
-                registration_access_token: SecretString::from(token),
-            },
-            metadata: answer.metadata,
-        })
+fn failure(status: StatusCode, body: &[u8], url: &str) -> ProviderError {
+    if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
+        return ProviderError::Unavailable(format!("{url}: {}", described(status, body)));
     }
-
-    async fn read(&self, management: &Management) -> Result<Registered, ProviderError> {
-        let request = self
-            .http
-            .get(&management.registration_client_uri)
-            .bearer_auth(management.registration_access_token.expose_secret());
-        let answer: RegistrationResponse =
-            json(send(request).await?, "registration access token").await?;
-        Ok(answer.into_registered())
-    }
-
-    async fn update(
-        &self,
-        management: &Management,
-        metadata: &ClientMetadata,
-    ) -> Result<Registered, ProviderError> {
-        // RFC 7592 §2.2: the whole metadata, with the client_id, replaces what is there.
-        let client_id = management
-            .registration_client_uri
-            .rsplit('/')
-            .next()
-            .unwrap_or_default();
-        let mut body = serde_json::to_value(metadata)
-            .map_err(|error| ProviderError::Protocol(error.to_string()))?;
-        body["client_id"] = serde_json::Value::String(client_id.to_owned());
-        let request = self
-            .http
-            .put(&management.registration_client_uri)
-            .bearer_auth(management.registration_access_token.expose_secret())
-            .json(&body);
-        let answer: RegistrationResponse =
-            json(send(request).await?, "registration access token").await?;
-        Ok(answer.into_registered())
-    }
-
-    async fn delete(&self, management: &Management) -> Result<(), ProviderError> {
-        let request = self
-            .http
-            .delete(&management.registration_client_uri)
-            .bearer_auth(management.registration_access_token.expose_secret());
-        let response = send(request).await?;
-        let status = response.status();
-        if status.is_success() {
-            return Ok(());
-        }
-        let body = response.bytes().await.unwrap_or_default();
-        match failure(status, &body, "registration access token") {
-            // Gone already, or its token with it (RFC 7592 §2.3 answers 401 for both).
-            ProviderError::NotFound | ProviderError::Unauthorized { .. } => Ok(()),
-            other => Err(other),
-        }
+    let error = serde_json::from_slice::<Value>(body).ok();
+    match error
+        .as_ref()
+        .and_then(|e| e.get("error"))
+        .and_then(Value::as_str)
+    {
+        Some(code) => ProviderError::Rejected {
+            error: code.to_owned(),
+            description: error
+                .as_ref()
+                .and_then(|e| e.get("error_description"))
+                .and_then(Value::as_str)
+                .map(str::to_owned),
+        },
+        None => ProviderError::Protocol(format!("{url} answered {status}")),
     }
 }

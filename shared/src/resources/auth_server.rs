@@ -139,4 +139,11 @@ pub struct AuthServerStatus {
     /// How many clients reference this server.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub clients: Option<i32>,
+    /// How long the provider took to answer its discovery request, in milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider_latency_ms: Option<u64>,
+    /// Client settings this provider does not keep (it drops them from what it holds),
+    /// e.g. `nauthera_access_token_ttl`: its own defaults apply to them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unsupported_settings: Vec<String>,
 }

@@ -1,0 +1,306 @@
+//! Gathering the facts a decision needs: the engine's verdict, the operator's record of
+//! the registration, the credentials Secret, and — only when a read is due — what the
+//! provider holds. Reads only; nothing here writes, except recording a registration the
+//! operator made earlier but could not record then.
+
+use std::sync::Arc;
+
+use k8s_openapi::api::core::v1::Secret;
+use kube::{Api, Resource};
+use nauthera_shared::policy::{Evaluation, Standing, default_secret_name};
+use nauthera_shared::resources::{AuthClient, AuthServer, ObjectRef};
+
+use crate::Error;
+use crate::act::save_registration;
+use crate::context::Context;
+use crate::lifecycle::{Credentials, Facts, Observed, Recorded, Verdict};
+use crate::provider::dcr::DcrDriver;
+use crate::provider::{Answer, ClientMetadata, ProviderError};
+use crate::secrets::{StoredRegistration, is_ours, registration_secret_name};
+
+/// Everything known about one client before anything is done.
+pub struct Gathered {
+    pub uid: String,
+    pub evaluation: Evaluation,
+    pub verdict: Verdict,
+    /// The server to provision at, when the verdict is to provision.
+    pub server: Option<Arc<AuthServer>>,
+    /// The metadata the policies decide, when the verdict is to provision.
+    pub wanted: Option<ClientMetadata>,
+    pub record: Option<StoredRegistration>,
+    /// The client the status names when there is no record of it.
+    pub lost: Option<String>,
+    /// Whether what the status says was applied is what the policies decide now.
+    pub applied: Applied,
+    /// Whether `record` learnt something from the provider's answer (a rotated token, a
+    /// new secret) and must be written again.
+    pub record_changed: bool,
+    /// The name the credentials Secret should have, and what is under that name now.
+    pub secret_name: String,
+    pub credentials: Option<Secret>,
+    pub observed: Observed,
+    /// Fields the provider holds with other values than applied.
+    pub drifted: Vec<&'static str>,
+    /// Fields the provider changed and that were already put back once: not rewritten.
+    pub stubborn_drift: Vec<&'static str>,
+}
+
+impl Gathered {
+    pub fn facts(&self, deleting: bool, can_record: bool) -> Facts {
+        let recorded = match (&self.record, &self.server, &self.wanted) {
+            (None, _, _) if self.lost.is_some() => Recorded::Lost,
+            (None, _, _) => Recorded::Nothing,
+            (Some(record), Some(server), Some(_)) => {
+                if same_issuer(&record.issuer_url, &server.spec.issuer_url) {
+                    Recorded::Here {
+                        current: self.applied == Applied::Current
+                            || (self.applied == Applied::Unknown
+                                && self.observed == Observed::InSync),
+                    }
+                } else {
+                    Recorded::Elsewhere
+                }
+            }
+            (Some(_), _, _) => Recorded::Here { current: true },
+        };
+        let foreign = self
+            .credentials
+            .as_ref()
+            .is_some_and(|secret| !is_ours(secret, &self.uid));
+        Facts {
+            deleting,
+            verdict: self.verdict,
+            recorded,
+            observed: self.observed,
+            credentials: if foreign {
+                Credentials::Foreign
+            } else {
+                Credentials::Writable
+            },
+            can_record,
+        }
+    }
+}
+
+/// What the client's status says the provider was last given, against what the
+/// policies decide now.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Applied {
+    /// The same, and the spec has not changed since: nothing to do, nothing to ask.
+    Current,
+    /// Different: an update, without asking first.
+    Changed,
+    /// Not known (no status, or the spec changed since, which may rename the client):
+    /// the provider is asked.
+    Unknown,
+}
+
+/// Compares the settings the status records as applied with what the policies decide.
+fn applied_state(client: &AuthClient, name: &str, wanted: Option<&ClientMetadata>) -> Applied {
+    let Some(wanted) = wanted else {
+        return Applied::Unknown;
+    };
+    let status = client.status.as_ref();
+    let registered = status.is_some_and(|s| s.client_id.is_some());
+    let Some(had) = status
+        .and_then(|s| s.effective.as_ref())
+        .filter(|_| registered)
+    else {
+        return Applied::Unknown;
+    };
+    if !ClientMetadata::from_settings(name, had).same_as(wanted) {
+        Applied::Changed
+    } else if status.and_then(|s| s.observed_generation) == client.metadata.generation {
+        Applied::Current
+    } else {
+        Applied::Unknown
+    }
+}
+
+pub fn same_issuer(a: &str, b: &str) -> bool {
+    a.trim_end_matches('/') == b.trim_end_matches('/')
+}
+
+/// The verdict, from the evaluation: provision what complies at a valid server; revoke
+/// only what a policy explicitly revokes; withhold everything else.
+pub fn verdict(evaluation: &Evaluation) -> Verdict {
+    if evaluation.standing == Standing::Governed && evaluation.compliance.is_provisionable() {
+        Verdict::Provision
+    } else if !evaluation.revoked_by.is_empty() {
+        Verdict::Revoke
+    } else {
+        Verdict::Withhold
+    }
+}
+
+pub async fn gather(client: &AuthClient, ctx: &Context) -> Result<Gathered, Error> {
+    let uid = uid(client)?.to_owned();
+    let evaluation = ctx.evaluator().evaluate(client);
+    let verdict = verdict(&evaluation);
+    let name = client_name(client);
+    let (server, wanted, secret_name) = match (verdict, &evaluation.effective) {
+        (Verdict::Provision, Some(settings)) => (
+            ctx.server(&evaluation.server),
+            Some(ClientMetadata::from_settings(&name, settings)),
+            settings.secret_name.clone(),
+        ),
+        _ => (None, None, current_secret_name(client)),
+    };
+    let applied = applied_state(client, &name, wanted.as_ref());
+    let record = load_registration(client, &uid, ctx).await?;
+    let lost = match &record {
+        Some(_) => None,
+        None => client.status.as_ref().and_then(|s| s.client_id.clone()),
+    };
+    let credentials = secrets_of(client, ctx).get_opt(&secret_name).await?;
+    let mut gathered = Gathered {
+        uid,
+        evaluation,
+        verdict,
+        server,
+        wanted,
+        record,
+        lost,
+        applied,
+        record_changed: false,
+        secret_name,
+        credentials,
+        observed: Observed::Unread,
+        drifted: Vec::new(),
+        stubborn_drift: Vec::new(),
+    };
+    observe(&mut gathered, ctx).await?;
+    Ok(gathered)
+}
+
+/// Reads the registration at the provider when a read is due (or what was applied is
+/// not known), and compares what it holds with what the policies decide. A change the
+/// policies made is written without asking first.
+async fn observe(gathered: &mut Gathered, ctx: &Context) -> Result<(), Error> {
+    let facts = gathered.facts(false, true);
+    let (Some(record), Some(wanted), Recorded::Here { .. }) =
+        (&mut gathered.record, &gathered.wanted, facts.recorded)
+    else {
+        return Ok(());
+    };
+    let due = ctx.read_due_in(&gathered.uid).is_zero();
+    match gathered.applied {
+        Applied::Changed => return Ok(()),
+        Applied::Current if !due => return Ok(()),
+        Applied::Current | Applied::Unknown => {}
+    }
+    let driver = DcrDriver::new(ctx.http.clone());
+    let read = driver.read(&record.management).await;
+    ctx.metrics.provider_call("read", &read);
+    let answer = match read {
+        Ok(answer) => answer,
+        Err(ProviderError::Gone { .. }) => {
+            gathered.observed = Observed::Gone;
+            return Ok(());
+        }
+        Err(error) => return Err(error.into()),
+    };
+    ctx.verified(&gathered.uid);
+    let comparison = wanted.compare(&answer.held);
+    ctx.note_unheld(&record.issuer_url, &comparison.unheld);
+    gathered.record_changed |= adopt(record, answer);
+    gathered.observed = if comparison.in_sync() {
+        ctx.in_sync(&gathered.uid);
+        Observed::InSync
+    } else if ctx.drift_returned(&gathered.uid, &comparison.drifted) {
+        gathered.stubborn_drift = comparison.drifted;
+        Observed::InSync
+    } else {
+        gathered.drifted = comparison.drifted;
+        Observed::Drifted
+    };
+    Ok(())
+}
+
+/// Takes what a provider's answer says about credentials: a client secret it issued anew
+/// (the old one may already be dead there), a registration access token it rotated.
+/// Returns whether the record changed.
+pub fn adopt(record: &mut StoredRegistration, answer: Answer) -> bool {
+    use secrecy::ExposeSecret;
+    let mut changed = false;
+    if let Some(secret) = answer.client_secret {
+        let same = record
+            .client_secret
+            .as_ref()
+            .is_some_and(|old| old.expose_secret() == secret.expose_secret());
+        if !same {
+            record.client_secret = Some(secret);
+            changed = true;
+        }
+    }
+    if let Some(token) = answer.registration_access_token
+        && token.expose_secret() != record.management.registration_access_token.expose_secret()
+    {
+        record.management.registration_access_token = token;
+        changed = true;
+    }
+    changed
+}
+
+/// The recorded registration; or one made earlier that could not be recorded then,
+/// recorded now before anything else happens.
+async fn load_registration(
+    client: &AuthClient,
+    uid: &str,
+    ctx: &Context,
+) -> Result<Option<StoredRegistration>, Error> {
+    let records: Api<Secret> =
+        Api::namespaced(ctx.client.clone(), &ctx.settings.operator_namespace);
+    let recorded = records
+        .get_opt(&registration_secret_name(uid))
+        .await?
+        .as_ref()
+        .and_then(StoredRegistration::from_secret);
+    if recorded.is_some() {
+        return Ok(recorded);
+    }
+    let Some(unrecorded) = ctx.take_unrecorded(uid) else {
+        return Ok(None);
+    };
+    if let Err(error) = save_registration(client, &unrecorded, ctx).await {
+        let message = format!(
+            "registration {} at {} is still not recorded: {error}",
+            unrecorded.client_id, unrecorded.issuer_url
+        );
+        ctx.keep_unrecorded(uid, unrecorded);
+        return Err(Error::Unrecorded(message));
+    }
+    tracing::info!(client = %ObjectRef::of(client), client_id = %unrecorded.client_id, "recorded a registration made earlier");
+    Ok(Some(unrecorded))
+}
+
+pub fn secrets_of(client: &AuthClient, ctx: &Context) -> Api<Secret> {
+    let namespace = client.meta().namespace.clone().unwrap_or_default();
+    Api::namespaced(ctx.client.clone(), &namespace)
+}
+
+/// The Secret the credentials are in now: as the status records it, or as the spec says.
+pub fn current_secret_name(client: &AuthClient) -> String {
+    client
+        .status
+        .as_ref()
+        .and_then(|status| status.client_secret_ref.as_ref())
+        .map(|secret| secret.name.clone())
+        .or_else(|| client.spec.secret_name.clone())
+        .unwrap_or_else(|| default_secret_name(client.meta().name.as_deref().unwrap_or_default()))
+}
+
+pub fn uid(client: &AuthClient) -> Result<&str, Error> {
+    client.meta().uid.as_deref().ok_or(Error::MissingField {
+        kind: "AuthClient",
+        field: "metadata.uid",
+    })
+}
+
+fn client_name(client: &AuthClient) -> String {
+    if client.spec.display_name.is_empty() {
+        ObjectRef::of(client).to_string()
+    } else {
+        client.spec.display_name.clone()
+    }
+}
