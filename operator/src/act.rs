@@ -12,10 +12,14 @@ use nauthera_shared::resources::{AuthClient, ObjectRef};
 use crate::Error;
 use crate::context::{Context, FIELD_MANAGER};
 use crate::gather::{Gathered, adopt, current_secret_name, secrets_of};
+use crate::journal::Entry;
 use crate::lifecycle::Decision;
 use crate::provider::dcr::DcrDriver;
 use crate::provider::{ClientMetadata, Deleted, Management, ProviderError};
-use crate::secrets::{Retired, StoredRegistration, is_ours, registration_secret_name, same_data};
+use crate::secrets::{
+    Retired, StoredRegistration, intent_secret, is_ours, registering_since,
+    registration_secret_name, same_data,
+};
 use crate::status::{Outcome, Problem};
 
 pub async fn act(
@@ -26,7 +30,7 @@ pub async fn act(
 ) -> Result<Outcome, Error> {
     match decision {
         Decision::Register => {
-            let record = register(client, &gathered, None, ctx).await?;
+            let record = register(client, &gathered, None, None, ctx).await?;
             let note = format!(
                 "registered at {} as {}",
                 record.issuer_url, record.client_id
@@ -74,6 +78,13 @@ pub async fn act(
         Decision::Revoke => revoke(client, &mut gathered, ctx).await,
         Decision::RecordLost => Ok(record_lost(client, &gathered)),
         Decision::Deregister | Decision::Release => {
+            if let Some(since) = &gathered.registering_since {
+                let issuer = gathered.record.as_ref().map_or_else(
+                    || gathered.evaluation.server.to_string(),
+                    |record| record.issuer_url.clone(),
+                );
+                possible_orphan(client, &issuer, since, ctx).await;
+            }
             if let Some(client_id) = &gathered.lost {
                 let note = format!(
                     "registration {client_id} could not be deleted at the provider: its record in the operator's namespace was deleted; delete it there by hand"
@@ -121,15 +132,15 @@ async fn move_to_new_provider(
 ) -> Result<Outcome, Error> {
     let old = take_record(gathered)?;
     let retired = Retired {
-        client_id: old.client_id,
-        issuer_url: old.issuer_url,
-        management: old.management,
+        client_id: old.client_id.clone(),
+        issuer_url: old.issuer_url.clone(),
+        management: old.management.clone(),
     };
     let note = format!(
         "moved from {} ({}) to {}",
         retired.issuer_url, retired.client_id, gathered.evaluation.server
     );
-    let record = register(client, gathered, Some(retired), ctx).await?;
+    let record = register(client, gathered, Some(&old), Some(retired), ctx).await?;
     let note = format!("{note} as {}", record.client_id);
     ctx.event(client, EventType::Normal, "Moved", note).await;
     provisioned(client, record, gathered, ctx).await
@@ -243,7 +254,7 @@ async fn reregister(
     ctx: &Context,
 ) -> Result<Outcome, Error> {
     let old = take_record(gathered)?;
-    let record = register(client, gathered, None, ctx).await?;
+    let record = register(client, gathered, Some(&old), None, ctx).await?;
     ctx.metrics.registration_lost();
     let note = format!(
         "the provider at {} no longer knew {}: registered again as {}, and the credentials Secret now holds the new credentials",
@@ -255,12 +266,15 @@ async fn reregister(
     provisioned(client, record, gathered, ctx).await
 }
 
-/// Registers at the client's server and records it before anything else. When the record
-/// cannot be written, the fresh registration is deleted again; if even that fails, it is
-/// kept in memory and recorded before anything is registered again.
+/// Registers at the client's server, recording the intent first and the answer right
+/// after, before anything else. When the answer cannot be recorded, the fresh
+/// registration is deleted again; if even that fails, it is kept in memory and recorded
+/// before anything is registered again. `previous` is the registration this one
+/// replaces (kept in the record until the new one is in it).
 async fn register(
     client: &AuthClient,
     gathered: &Gathered,
+    previous: Option<&StoredRegistration>,
     retired: Option<Retired>,
     ctx: &Context,
 ) -> Result<StoredRegistration, Error> {
@@ -270,10 +284,41 @@ async fn register(
     })?;
     let wanted = wanted(gathered)?;
     let (endpoint, token) = ctx.registration_endpoint(server).await?;
+    if let Some(since) = &gathered.registering_since {
+        possible_orphan(client, &server.spec.issuer_url, since, ctx).await;
+    }
+    let reference = ObjectRef::of(client);
+    // The intent first: should the operator stop before the answer is recorded, the
+    // next attempt knows a registration may exist unrecorded, and says so.
+    let since = k8s_openapi::jiff::Timestamp::now().to_string();
+    let intent = intent_secret(client, &ctx.settings.operator_namespace, previous, &since);
+    apply_record(&intent, ctx).await.map_err(|error| {
+        Error::Unrecorded(format!(
+            "could not record the intent to register in Secret {}/{} ({error}); nothing was registered",
+            ctx.settings.operator_namespace,
+            registration_secret_name(&gathered.uid)
+        ))
+    })?;
     let driver = DcrDriver::new(ctx.http.clone());
-    let registered = driver.register(&endpoint, token.as_ref(), wanted).await;
+    tracing::debug!(client = %reference, "asking the provider to register");
+    let registered = driver
+        .register(&endpoint, token.as_ref(), wanted, &gathered.uid)
+        .await;
+    tracing::debug!(client = %reference, ok = registered.is_ok(), "the provider answered");
     ctx.metrics.provider_call("register", &registered);
-    let registration = registered?;
+    let registration = match registered {
+        Ok(registration) => registration,
+        // The provider may have registered it: the intent stays, to be reported.
+        Err(error @ ProviderError::AnswerLost(_)) => return Err(error.into()),
+        Err(error) => {
+            // Nothing was registered: the record goes back to what it was.
+            match previous {
+                Some(previous) => save_registration(client, previous, ctx).await?,
+                None => delete_record(&gathered.uid, ctx).await?,
+            }
+            return Err(error.into());
+        }
+    };
     let record = StoredRegistration {
         client_id: registration.client_id,
         client_secret: registration.client_secret,
@@ -281,11 +326,23 @@ async fn register(
         management: registration.management,
         retired,
     };
-    let reference = ObjectRef::of(client);
+    // Journalled locally first (no network): a kill from here on loses nothing.
+    let entry = Entry {
+        uid: gathered.uid.clone(),
+        namespace: client.metadata.namespace.clone().unwrap_or_default(),
+        name: client.metadata.name.clone().unwrap_or_default(),
+        record,
+    };
+    if let Err(error) = ctx.journal.write(&entry) {
+        tracing::warn!(client = %reference, %error, "cannot journal the registration; recording it directly");
+    }
+    tracing::debug!(client = %reference, "journalled");
+    let record = entry.record;
     if let Err(error) = save_registration(client, &record, ctx).await {
         let taken_back = driver.delete(&record.management).await;
         ctx.metrics.provider_call("delete", &taken_back);
         let fate = if taken_back.is_ok() {
+            ctx.journal.remove(&gathered.uid);
             "it was removed from the provider again".to_owned()
         } else {
             ctx.keep_unrecorded(&gathered.uid, record.clone());
@@ -301,9 +358,84 @@ async fn register(
             registration_secret_name(&gathered.uid)
         )));
     }
+    ctx.journal.remove(&gathered.uid);
     ctx.verified(&gathered.uid);
     tracing::info!(client = %reference, client_id = %record.client_id, issuer = %record.issuer_url, "registered at the provider");
     Ok(record)
+}
+
+/// Settles what an earlier run journalled but may not have recorded: a registration its
+/// client has no record of becomes the record; one its client no longer needs (a newer
+/// one is recorded, or the client is gone) is deleted at the provider with its own token.
+pub async fn recover_journal(ctx: &Context) {
+    for entry in ctx.journal.entries() {
+        let uid = entry.uid.clone();
+        match recover(&entry, ctx).await {
+            Ok(outcome) => {
+                tracing::info!(client = %format!("{}/{}", entry.namespace, entry.name), client_id = %entry.record.client_id, %outcome, "settled a journalled registration");
+                ctx.journal.remove(&uid);
+            }
+            Err(error) => {
+                tracing::warn!(client = %format!("{}/{}", entry.namespace, entry.name), client_id = %entry.record.client_id, %error, "cannot settle a journalled registration yet; it stays journalled");
+            }
+        }
+    }
+}
+
+async fn recover(entry: &Entry, ctx: &Context) -> Result<&'static str, Error> {
+    let records: Api<Secret> =
+        Api::namespaced(ctx.client.clone(), &ctx.settings.operator_namespace);
+    let secret = records
+        .get_opt(&registration_secret_name(&entry.uid))
+        .await?;
+    let recorded = secret.as_ref().and_then(StoredRegistration::from_secret);
+    let awaited = secret.as_ref().and_then(registering_since).is_some();
+    if recorded
+        .as_ref()
+        .is_some_and(|r| r.client_id == entry.record.client_id)
+    {
+        return Ok("already recorded");
+    }
+    let client = ctx
+        .stores
+        .clients
+        .get(&kube::runtime::reflector::ObjectRef::new(&entry.name).within(&entry.namespace))
+        .filter(|client| client.metadata.uid.as_deref() == Some(entry.uid.as_str()));
+    // The answer to the registration the record says was begun (or to a first one).
+    if let Some(client) = client
+        && (recorded.is_none() || awaited)
+    {
+        let mut record = entry.record.clone();
+        // A move keeps the registration it left, to be retired once the Secret switches.
+        record.retired = recorded
+            .filter(|old| !crate::gather::same_issuer(&old.issuer_url, &record.issuer_url))
+            .map(|old| Retired {
+                client_id: old.client_id,
+                issuer_url: old.issuer_url,
+                management: old.management,
+            });
+        save_registration(&client, &record, ctx).await?;
+        return Ok("recorded");
+    }
+    let driver = DcrDriver::new(ctx.http.clone());
+    let deleted = driver.delete(&entry.record.management).await;
+    ctx.metrics.provider_call("delete", &deleted);
+    deleted?;
+    Ok("deleted at the provider: a newer registration is recorded, or its client is gone")
+}
+
+/// A registration was begun and its answer never recorded: the operator stopped in
+/// between (killed, or the answer lost). Pure DCR offers no way to look it up, so it is
+/// reported with what finds it at the provider.
+async fn possible_orphan(client: &AuthClient, issuer: &str, since: &str, ctx: &Context) {
+    ctx.metrics.possible_orphan();
+    let uid = client.metadata.uid.as_deref().unwrap_or_default();
+    let note = format!(
+        "a registration begun at {since} was never answered or recorded (the operator stopped, or the answer was lost): the provider at {issuer} may hold one unrecorded — delete the client with software_id {uid} there, other than the one now recorded"
+    );
+    tracing::warn!(client = %ObjectRef::of(client), %since, %issuer, software_id = %uid, "a registration may exist unrecorded");
+    ctx.event(client, EventType::Warning, "PossibleOrphan", note)
+        .await;
 }
 
 /// The client is provisioned: its credentials Secret says so, a Secret under an earlier
@@ -407,7 +539,14 @@ pub async fn save_registration(
     record: &StoredRegistration,
     ctx: &Context,
 ) -> Result<(), Error> {
-    let secret = record.to_secret(client, &ctx.settings.operator_namespace);
+    apply_record(
+        &record.to_secret(client, &ctx.settings.operator_namespace),
+        ctx,
+    )
+    .await
+}
+
+async fn apply_record(secret: &Secret, ctx: &Context) -> Result<(), Error> {
     let name = secret.metadata.name.clone().unwrap_or_default();
     let records: Api<Secret> =
         Api::namespaced(ctx.client.clone(), &ctx.settings.operator_namespace);
@@ -415,10 +554,33 @@ pub async fn save_registration(
         .patch(
             &name,
             &PatchParams::apply(FIELD_MANAGER).force(),
-            &Patch::Apply(&secret),
+            &Patch::Apply(secret),
         )
         .await?;
     Ok(())
+}
+
+/// Deletes the record, releasing the finalizer that guards it from everyone else.
+async fn delete_record(uid: &str, ctx: &Context) -> Result<(), Error> {
+    let records: Api<Secret> =
+        Api::namespaced(ctx.client.clone(), &ctx.settings.operator_namespace);
+    let name = registration_secret_name(uid);
+    let release = serde_json::json!({"metadata": {"finalizers": null}});
+    let released = records
+        .patch(&name, &PatchParams::default(), &Patch::Merge(&release))
+        .await;
+    let deleted = match released {
+        Ok(_) => records
+            .delete(&name, &DeleteParams::default())
+            .await
+            .map(|_| ()),
+        Err(error) => Err(error),
+    };
+    match deleted {
+        Ok(()) => Ok(()),
+        Err(kube::Error::Api(response)) if response.code == 404 => Ok(()),
+        Err(error) => Err(error.into()),
+    }
 }
 
 /// Writes the credentials Secret when it does not already say what the record says:

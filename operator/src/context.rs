@@ -130,13 +130,16 @@ impl Stores {
     }
 }
 
-/// How the operator runs: its namespace, and how often registrations are read again.
+/// How the operator runs: its namespace, how often registrations are read again, and
+/// where registrations are journalled between the provider's answer and their record.
 #[derive(Clone, Debug)]
 pub struct Settings {
     /// Where registration records are kept, out of the teams' reach.
     pub operator_namespace: String,
     /// How often each registration is read at its provider, to notice drift.
     pub resync: Duration,
+    /// A local directory for the journal (see [`crate::journal`]); none: no journal.
+    pub journal_dir: Option<std::path::PathBuf>,
 }
 
 /// What the operator remembers of one client (by UID) between reconciles.
@@ -151,6 +154,8 @@ struct Memory {
     unrecorded: Option<StoredRegistration>,
     /// Drift put back once: if the provider shows the same again, it is not rewritten.
     repaired: Vec<&'static str>,
+    /// Its deletion is done: a reconcile racing the finalizer's removal has nothing to do.
+    released: bool,
 }
 
 pub struct Context {
@@ -161,6 +166,7 @@ pub struct Context {
     pub discovery: DiscoveryCache,
     pub recorder: Recorder,
     pub metrics: Metrics,
+    pub journal: crate::journal::Journal,
     memory: Mutex<HashMap<String, Memory>>,
     /// Per issuer, the settings its provider does not keep (for the server's status).
     unheld: Mutex<HashMap<String, BTreeSet<&'static str>>>,
@@ -177,7 +183,15 @@ impl Context {
             instance: std::env::var("POD_NAME").ok(),
         };
         let metrics = Metrics::default();
+        let journal =
+            crate::journal::Journal::new(settings.journal_dir.clone()).map_err(|error| {
+                Error::Unrecorded(format!(
+                    "cannot use the journal directory {:?}: {error}",
+                    settings.journal_dir
+                ))
+            })?;
         Ok(Self {
+            journal,
             recorder: Recorder::new(client.clone(), reporter),
             client,
             stores,
@@ -339,8 +353,32 @@ impl Context {
         }
     }
 
-    pub fn forget(&self, uid: &str) {
-        self.memory().remove(uid);
+    /// The client's deletion is complete: forget it, but remember that much, so a
+    /// reconcile queued before the object disappeared does not look for what is gone.
+    pub fn released(&self, uid: &str) {
+        self.memory().insert(
+            uid.to_owned(),
+            Memory {
+                released: true,
+                ..Memory::default()
+            },
+        );
+    }
+
+    pub fn is_released(&self, uid: &str) -> bool {
+        self.memory().get(uid).is_some_and(|entry| entry.released)
+    }
+
+    /// Forgets every client that is no longer in the store.
+    pub fn forget_gone(&self) {
+        let present: std::collections::HashSet<String> = self
+            .stores
+            .clients
+            .state()
+            .iter()
+            .filter_map(|client| client.metadata.uid.clone())
+            .collect();
+        self.memory().retain(|uid, _| present.contains(uid));
     }
 
     /// Notes which settings `issuer`'s provider does not keep.

@@ -16,7 +16,7 @@ use crate::context::Context;
 use crate::lifecycle::{Credentials, Facts, Observed, Recorded, Verdict};
 use crate::provider::dcr::DcrDriver;
 use crate::provider::{Answer, ClientMetadata, ProviderError};
-use crate::secrets::{StoredRegistration, is_ours, registration_secret_name};
+use crate::secrets::{StoredRegistration, is_ours, registering_since, registration_secret_name};
 
 /// Everything known about one client before anything is done.
 pub struct Gathered {
@@ -28,6 +28,9 @@ pub struct Gathered {
     /// The metadata the policies decide, when the verdict is to provision.
     pub wanted: Option<ClientMetadata>,
     pub record: Option<StoredRegistration>,
+    /// When a registration was begun whose answer was never recorded (the operator
+    /// stopped in between): one may exist at the provider, unrecorded.
+    pub registering_since: Option<String>,
     /// The client the status names when there is no record of it.
     pub lost: Option<String>,
     /// Whether what the status says was applied is what the policies decide now.
@@ -147,7 +150,7 @@ pub async fn gather(client: &AuthClient, ctx: &Context) -> Result<Gathered, Erro
         _ => (None, None, current_secret_name(client)),
     };
     let applied = applied_state(client, &name, wanted.as_ref());
-    let record = load_registration(client, &uid, ctx).await?;
+    let (record, registering_since) = load_registration(client, &uid, ctx).await?;
     let lost = match &record {
         Some(_) => None,
         None => client.status.as_ref().and_then(|s| s.client_id.clone()),
@@ -160,6 +163,7 @@ pub async fn gather(client: &AuthClient, ctx: &Context) -> Result<Gathered, Erro
         server,
         wanted,
         record,
+        registering_since,
         lost,
         applied,
         record_changed: false,
@@ -242,25 +246,24 @@ pub fn adopt(record: &mut StoredRegistration, answer: Answer) -> bool {
     changed
 }
 
-/// The recorded registration; or one made earlier that could not be recorded then,
-/// recorded now before anything else happens.
+/// The recorded registration, and when a registration was begun but never answered;
+/// or one made earlier that could not be recorded then, recorded now before anything
+/// else happens.
 async fn load_registration(
     client: &AuthClient,
     uid: &str,
     ctx: &Context,
-) -> Result<Option<StoredRegistration>, Error> {
+) -> Result<(Option<StoredRegistration>, Option<String>), Error> {
     let records: Api<Secret> =
         Api::namespaced(ctx.client.clone(), &ctx.settings.operator_namespace);
-    let recorded = records
-        .get_opt(&registration_secret_name(uid))
-        .await?
-        .as_ref()
-        .and_then(StoredRegistration::from_secret);
+    let secret = records.get_opt(&registration_secret_name(uid)).await?;
+    let recorded = secret.as_ref().and_then(StoredRegistration::from_secret);
+    let registering_since = secret.as_ref().and_then(registering_since);
     if recorded.is_some() {
-        return Ok(recorded);
+        return Ok((recorded, registering_since));
     }
     let Some(unrecorded) = ctx.take_unrecorded(uid) else {
-        return Ok(None);
+        return Ok((None, registering_since));
     };
     if let Err(error) = save_registration(client, &unrecorded, ctx).await {
         let message = format!(
@@ -271,7 +274,7 @@ async fn load_registration(
         return Err(Error::Unrecorded(message));
     }
     tracing::info!(client = %ObjectRef::of(client), client_id = %unrecorded.client_id, "recorded a registration made earlier");
-    Ok(Some(unrecorded))
+    Ok((Some(unrecorded), None))
 }
 
 pub fn secrets_of(client: &AuthClient, ctx: &Context) -> Api<Secret> {

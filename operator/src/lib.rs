@@ -5,6 +5,7 @@ pub mod context;
 pub mod controller;
 pub mod error;
 pub mod gather;
+pub mod journal;
 pub mod leader;
 pub mod lifecycle;
 pub mod metrics;

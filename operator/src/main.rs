@@ -66,6 +66,12 @@ enum Command {
         /// Reconcile without leader election. Only safe when exactly one instance runs.
         #[arg(long)]
         no_leader_election: bool,
+        /// A local directory where each new registration is journalled between the
+        /// provider's answer and its record, so a kill in between loses nothing (a
+        /// container restart keeps an emptyDir). Without it, such a kill can leave one
+        /// registration unrecorded at the provider, which the next start reports.
+        #[arg(long, env = "NAUTHERA_JOURNAL_DIR", value_name = "DIR")]
+        journal_dir: Option<PathBuf>,
     },
     /// Print the CustomResourceDefinitions, or write one file per kind with --dir.
     ///
@@ -103,6 +109,7 @@ fn main() -> Result<()> {
             lease_name,
             identity,
             no_leader_election,
+            journal_dir,
         } => {
             let filter = tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| "info,kube=warn".into());
@@ -120,6 +127,7 @@ fn main() -> Result<()> {
                 settings: Settings {
                     operator_namespace: namespace.clone(),
                     resync,
+                    journal_dir,
                 },
                 listen,
                 concurrency,

@@ -35,6 +35,7 @@ pub struct Metrics {
     pub registrations_lost: Counter,
     pub drift_repaired: Counter,
     pub discovery_fetches: Counter,
+    pub possible_orphans: Counter,
     pub leader: prometheus_client::metrics::gauge::Gauge,
     pub failures: Family<ErrorLabels, Counter>,
     pub duration: Histogram,
@@ -52,6 +53,12 @@ impl Default for Metrics {
         let registrations_lost = Counter::default();
         let drift_repaired = Counter::default();
         let discovery_fetches = Counter::default();
+        let possible_orphans = Counter::default();
+        registry.register(
+            "possible_orphans",
+            "Registrations begun whose answer was never recorded: one may exist unrecorded at the provider",
+            possible_orphans.clone(),
+        );
         registry.register(
             "discovery_fetches",
             "OpenID discovery documents fetched (cached per issuer)",
@@ -99,6 +106,7 @@ impl Default for Metrics {
             registrations_lost,
             drift_repaired,
             discovery_fetches,
+            possible_orphans,
             leader,
             failures,
             duration,
@@ -116,6 +124,10 @@ impl Metrics {
 
     pub fn registration_lost(&self) {
         self.registrations_lost.inc();
+    }
+
+    pub fn possible_orphan(&self) {
+        self.possible_orphans.inc();
     }
 
     pub fn drift_repaired(&self) {

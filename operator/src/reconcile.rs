@@ -89,6 +89,10 @@ async fn apply(client: &AuthClient, ctx: &Context) -> Result<Action, Error> {
 
 async fn cleanup(client: &AuthClient, ctx: &Context) -> Result<Action, Error> {
     let uid = uid(client)?.to_owned();
+    if ctx.is_released(&uid) {
+        // Cleaned up already; only the finalizer's removal is still on its way.
+        return Ok(Action::await_change());
+    }
     let result = async {
         let gathered = gather(client, ctx).await?;
         let decision = decide(gathered.facts(true, ctx.can_record()));
@@ -97,7 +101,7 @@ async fn cleanup(client: &AuthClient, ctx: &Context) -> Result<Action, Error> {
     .await;
     match result {
         Ok(_) => {
-            ctx.forget(&uid);
+            ctx.released(&uid);
             Ok(Action::await_change())
         }
         Err(error) => {

@@ -27,6 +27,9 @@ pub const ISSUER_URL: &str = "issuer_url";
 const REGISTRATION_CLIENT_URI: &str = "registration_client_uri";
 const REGISTRATION_ACCESS_TOKEN: &str = "registration_access_token";
 const RETIRED: &str = "retired_";
+/// When a registration was begun, until the provider's answer is recorded: found later,
+/// it says the operator stopped in between, and a registration may exist unrecorded.
+const REGISTERING_SINCE: &str = "registering_since";
 
 /// Keeps a registration record from being deleted by anyone but the operator (a deleted
 /// namespace, a stray `kubectl delete`): without it, the registration could never be
@@ -135,31 +138,7 @@ impl StoredRegistration {
                 data.insert(format!("{RETIRED}{key}"), bytes(value));
             }
         }
-        let meta = client.meta();
-        Secret {
-            metadata: ObjectMeta {
-                name: Some(registration_secret_name(
-                    meta.uid.as_deref().unwrap_or_default(),
-                )),
-                namespace: Some(namespace.to_owned()),
-                labels: Some(BTreeMap::from([
-                    (MANAGED_BY.0.to_owned(), MANAGED_BY.1.to_owned()),
-                    (
-                        CLIENT_NAMESPACE_LABEL.to_owned(),
-                        meta.namespace.clone().unwrap_or_default(),
-                    ),
-                    (
-                        CLIENT_NAME_LABEL.to_owned(),
-                        meta.name.clone().unwrap_or_default(),
-                    ),
-                ])),
-                finalizers: Some(vec![RECORD_FINALIZER.to_owned()]),
-                ..ObjectMeta::default()
-            },
-            type_: Some("Opaque".to_owned()),
-            data: Some(data),
-            ..Secret::default()
-        }
+        record_secret(client, namespace, data)
     }
 
     /// The credentials Secret the client's application mounts, owned by the client so it
@@ -191,6 +170,63 @@ impl StoredRegistration {
             data: Some(data),
             ..Secret::default()
         }
+    }
+}
+
+/// The intent to register, recorded before asking the provider: the record as it is
+/// (if any), and when the registration began.
+pub fn intent_secret(
+    client: &AuthClient,
+    namespace: &str,
+    existing: Option<&StoredRegistration>,
+    since: &str,
+) -> Secret {
+    let mut secret = existing.map_or_else(
+        || record_secret(client, namespace, BTreeMap::new()),
+        |record| record.to_secret(client, namespace),
+    );
+    secret
+        .data
+        .get_or_insert_with(BTreeMap::new)
+        .insert(REGISTERING_SINCE.to_owned(), bytes(since));
+    secret
+}
+
+/// When a registration recorded as begun was begun, if its answer never was recorded.
+pub fn registering_since(secret: &Secret) -> Option<String> {
+    text(secret.data.as_ref()?, REGISTERING_SINCE)
+}
+
+/// The registration record Secret for `client` in `namespace`, holding `data`.
+fn record_secret(
+    client: &AuthClient,
+    namespace: &str,
+    data: BTreeMap<String, ByteString>,
+) -> Secret {
+    let meta = client.meta();
+    Secret {
+        metadata: ObjectMeta {
+            name: Some(registration_secret_name(
+                meta.uid.as_deref().unwrap_or_default(),
+            )),
+            namespace: Some(namespace.to_owned()),
+            labels: Some(BTreeMap::from([
+                (MANAGED_BY.0.to_owned(), MANAGED_BY.1.to_owned()),
+                (
+                    CLIENT_NAMESPACE_LABEL.to_owned(),
+                    meta.namespace.clone().unwrap_or_default(),
+                ),
+                (
+                    CLIENT_NAME_LABEL.to_owned(),
+                    meta.name.clone().unwrap_or_default(),
+                ),
+            ])),
+            finalizers: Some(vec![RECORD_FINALIZER.to_owned()]),
+            ..ObjectMeta::default()
+        },
+        type_: Some("Opaque".to_owned()),
+        data: Some(data),
+        ..Secret::default()
     }
 }
 

@@ -45,6 +45,7 @@ pub async fn run(ctx: Arc<Context>, changes: Arc<Notify>) {
 
 /// One pass over every server and policy.
 pub async fn pass(ctx: &Context) -> Result<(), Error> {
+    ctx.forget_gone();
     let evaluator = ctx.evaluator();
     let evaluations: Vec<Evaluation> = ctx
         .stores

@@ -346,6 +346,7 @@ impl Fanout {
             .iter()
             .filter(|client| {
                 client.meta().namespace.as_deref() == Some(namespace.as_str())
+                    && client.meta().deletion_timestamp.is_none()
                     && owns_secret_named(client, &reference.name)
             })
             .map(|client| StoreRef::from_obj(client.as_ref()))
@@ -440,8 +441,8 @@ mod tests {
 
     use super::*;
     use futures::channel::mpsc::{UnboundedReceiver, unbounded};
-    use nauthera_shared::resources::AuthPolicyStatus;
     use kube::runtime::reflector::store::Writer;
+    use nauthera_shared::resources::AuthPolicyStatus;
     use serde_json::json;
 
     struct Harness {

@@ -147,6 +147,30 @@ fn one_replica_runs_the_operator_with_probes_on_its_endpoints() {
         env.contains(&"POD_NAMESPACE"),
         "registration Secrets go to the operator's namespace"
     );
+    assert!(env.contains(&"POD_NAME"), "the leader Lease names the pod");
+    let args = container.args.clone().unwrap_or_default();
+    let journal = args
+        .iter()
+        .position(|a| a == "--journal-dir")
+        .map(|i| args[i + 1].clone())
+        .expect("the journal is on");
+    let mounted = container
+        .volume_mounts
+        .iter()
+        .flatten()
+        .find(|m| m.mount_path == journal)
+        .expect("the journal directory is a mounted volume (the root filesystem is read-only)");
+    let volume = pod
+        .volumes
+        .iter()
+        .flatten()
+        .find(|v| v.name == mounted.name)
+        .unwrap();
+    assert_eq!(
+        volume.empty_dir.as_ref().and_then(|e| e.medium.as_deref()),
+        Some("Memory"),
+        "credentials in the journal never touch a disk"
+    );
     let probe_path = |probe: Option<&k8s_openapi::api::core::v1::Probe>| {
         probe
             .and_then(|p| p.http_get.as_ref())

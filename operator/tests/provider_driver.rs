@@ -45,7 +45,7 @@ async fn register(provider: &TestProvider, metadata: &ClientMetadata) -> (DcrDri
     let driver = DcrDriver::new(http_client().unwrap());
     let token = SecretString::from(INITIAL_ACCESS_TOKEN);
     let registration = driver
-        .register(&endpoint(provider).await, Some(&token), metadata)
+        .register(&endpoint(provider).await, Some(&token), metadata, "uid-1")
         .await
         .expect("registered");
     (driver, registration)
@@ -187,7 +187,12 @@ async fn a_bad_initial_access_token_is_a_clear_error() {
     let driver = DcrDriver::new(http_client().unwrap());
     let token = SecretString::from("not-the-token");
     let error = driver
-        .register(&endpoint(&provider).await, Some(&token), &service(300))
+        .register(
+            &endpoint(&provider).await,
+            Some(&token),
+            &service(300),
+            "uid-1",
+        )
         .await
         .unwrap_err();
     assert!(
@@ -214,7 +219,7 @@ async fn metadata_the_provider_refuses_comes_back_with_its_reason() {
     web.response_types = vec!["code".to_owned()];
     web.redirect_uris = vec!["not a url".to_owned()];
     let error = driver
-        .register(&endpoint(&provider).await, Some(&token), &web)
+        .register(&endpoint(&provider).await, Some(&token), &web, "uid-1")
         .await
         .unwrap_err();
     let ProviderError::Rejected {

@@ -168,6 +168,7 @@ async fn provision(provider: &TestProvider) -> Provisioned {
         expect(Method::GET, CREDENTIALS, 404, not_found()),
         expect(Method::GET, INITIAL_TOKEN, 200, initial_token_secret()),
         expect(Method::PATCH, REGISTRATION, 200, echo()),
+        expect(Method::PATCH, REGISTRATION, 200, echo()),
         event(),
         expect(Method::POST, SECRETS, 201, echo()),
         status_patch(),
@@ -179,10 +180,16 @@ async fn provision(provider: &TestProvider) -> Provisioned {
         .expect("reconciled");
     let received = server.await.unwrap();
     let body = |index: usize| received[index].1.clone();
+    let intent = body(3);
+    assert!(
+        !decoded(&intent, "registering_since").is_empty()
+            && intent["data"].get("client_id").is_none(),
+        "the intent is recorded before the provider is asked: {intent}"
+    );
     Provisioned {
-        registration: body(3),
-        credentials: body(5),
-        status: sent_status(&body(6)),
+        registration: body(4),
+        credentials: body(6),
+        status: sent_status(&body(7)),
     }
 }
 
@@ -206,6 +213,16 @@ async fn a_compliant_client_is_registered_recorded_first_and_gets_working_creden
     );
     let record = &done.registration;
     assert!(!decoded(record, "registration_access_token").is_empty());
+    assert!(
+        record["data"].get("registering_since").is_none(),
+        "the answer recorded, the intent is done"
+    );
+    let held = provider.registrations().await;
+    assert_eq!(
+        held[0].software_id.as_deref(),
+        Some(UID),
+        "findable by its AuthClient"
+    );
     assert_eq!(decoded(record, "client_id"), client_id);
     assert_eq!(
         record["metadata"]["finalizers"],
@@ -625,6 +642,7 @@ async fn a_registration_that_cannot_be_recorded_is_taken_back_at_once() {
         expect(Method::GET, REGISTRATION, 404, not_found()),
         expect(Method::GET, CREDENTIALS, 404, not_found()),
         expect(Method::GET, INITIAL_TOKEN, 200, initial_token_secret()),
+        expect(Method::PATCH, REGISTRATION, 200, echo()),
         expect(Method::PATCH, REGISTRATION, 403, forbidden),
         status_patch(),
         event(),
@@ -643,12 +661,79 @@ async fn a_registration_that_cannot_be_recorded_is_taken_back_at_once() {
     );
     let received = server.await.unwrap();
     assert_eq!(
-        condition(&sent_status(&received[4].1), "Ready").1,
+        condition(&sent_status(&received[5].1), "Ready").1,
         "CannotRecordRegistration"
     );
     assert!(provider.clients().await.is_empty(), "no orphan left behind");
     let requests = provider.requests().await;
     assert_eq!((requests.post, requests.delete), (1, 1));
+}
+
+#[tokio::test]
+async fn when_not_even_the_intent_can_be_recorded_nothing_is_registered() {
+    let provider = TestProvider::start();
+    let forbidden = json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "Forbidden", "code": 403, "message": "secrets is forbidden"});
+    let (kube, server) = api_server(vec![
+        expect(Method::GET, REGISTRATION, 404, not_found()),
+        expect(Method::GET, CREDENTIALS, 404, not_found()),
+        expect(Method::GET, INITIAL_TOKEN, 200, initial_token_secret()),
+        expect(Method::PATCH, REGISTRATION, 403, forbidden),
+        status_patch(),
+        event(),
+    ]);
+    let error = reconcile(
+        Arc::new(client(&["api:read"])),
+        ctx(kube, &provider.issuer, policy("15m")),
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        error.to_string().contains("nothing was registered"),
+        "{error}"
+    );
+    server.await.unwrap();
+    assert_eq!(provider.requests().await.post, 0);
+}
+
+#[tokio::test]
+async fn a_registration_begun_but_never_recorded_is_reported_before_registering_again() {
+    let provider = TestProvider::start();
+    let intent = json!({
+        "apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": "nauthera-registration-6f1c1c6e-0000-4000-8000-000000000001", "namespace": OPERATOR_NAMESPACE,
+                     "finalizers": ["auth.nauthera.io/registration-record"]},
+        "data": {"registering_since": base64("2026-11-23T10:00:00Z")}
+    });
+    let (kube, server) = api_server(vec![
+        expect(Method::GET, REGISTRATION, 200, intent),
+        expect(Method::GET, CREDENTIALS, 404, not_found()),
+        expect(Method::GET, INITIAL_TOKEN, 200, initial_token_secret()),
+        event(),
+        expect(Method::PATCH, REGISTRATION, 200, echo()),
+        expect(Method::PATCH, REGISTRATION, 200, echo()),
+        event(),
+        expect(Method::POST, SECRETS, 201, echo()),
+        status_patch(),
+        event(),
+    ]);
+    let ctx = ctx(kube, &provider.issuer, policy("15m"));
+    reconcile(Arc::new(client(&["api:read"])), Arc::clone(&ctx))
+        .await
+        .expect("reconciled");
+    let metrics = ctx.metrics.render();
+    drop(ctx);
+    let received = server.await.unwrap();
+    assert_eq!(received[3].1["reason"], "PossibleOrphan");
+    let note = received[3].1["note"].as_str().unwrap();
+    assert!(
+        note.contains("2026-11-23T10:00:00Z") && note.contains(UID),
+        "{note}"
+    );
+    assert!(
+        metrics.contains("nauthera_possible_orphans_total 1"),
+        "{metrics}"
+    );
+    assert_eq!(provider.clients().await.len(), 1);
 }
 
 #[tokio::test]
@@ -659,6 +744,7 @@ async fn a_provider_that_lost_the_client_gets_it_again_with_an_event_and_new_cre
     let mut script = reads(&done);
     script.extend([
         expect(Method::GET, INITIAL_TOKEN, 200, initial_token_secret()),
+        expect(Method::PATCH, REGISTRATION, 200, echo()),
         expect(Method::PATCH, REGISTRATION, 200, echo()),
         event(),
         expect(Method::PATCH, CREDENTIALS, 200, echo()),
@@ -678,12 +764,17 @@ async fn a_provider_that_lost_the_client_gets_it_again_with_an_event_and_new_cre
     let metrics = ctx.metrics.render();
     drop(ctx);
     let received = server.await.unwrap();
-    assert_eq!(received[4].1["reason"], "RegistrationLost");
+    assert_eq!(
+        decoded(&received[3].1, "client_id"),
+        decoded(&done.registration, "client_id"),
+        "the intent keeps the registration it replaces until the new one is recorded"
+    );
+    assert_eq!(received[5].1["reason"], "RegistrationLost");
     let (old_id, _) = id_and_secret(&done.credentials);
-    let (new_id, new_secret) = id_and_secret(&received[5].1);
+    let (new_id, new_secret) = id_and_secret(&received[6].1);
     assert_ne!(new_id, old_id);
     assert_eq!(
-        received[5].1["metadata"]["resourceVersion"], "7",
+        received[6].1["metadata"]["resourceVersion"], "7",
         "the Secret updated in place, guarded by what was read"
     );
     assert_eq!(provider.clients().await, vec![new_id.clone()]);
@@ -818,6 +909,7 @@ async fn a_client_that_moves_to_another_provider_registers_there_before_leaving_
     script.extend([
         expect(Method::GET, INITIAL_TOKEN, 200, initial_token_secret()),
         expect(Method::PATCH, REGISTRATION, 200, echo()),
+        expect(Method::PATCH, REGISTRATION, 200, echo()),
         event(),
         expect(Method::PATCH, CREDENTIALS, 200, echo()),
         expect(Method::PATCH, REGISTRATION, 200, echo()),
@@ -833,11 +925,11 @@ async fn a_client_that_moves_to_another_provider_registers_there_before_leaving_
     .expect("reconciled");
     let received = server.await.unwrap();
     assert!(
-        !decoded(&received[3].1, "retired_client_id").is_empty(),
+        !decoded(&received[4].1, "retired_client_id").is_empty(),
         "the old registration is recorded as retiring until the Secret holds the new one"
     );
-    assert_eq!(received[4].1["reason"], "Moved");
-    assert!(received[6].1["data"].get("retired_client_id").is_none());
+    assert_eq!(received[5].1["reason"], "Moved");
+    assert!(received[7].1["data"].get("retired_client_id").is_none());
 
     let (old_id, old_secret) = id_and_secret(&done.credentials);
     assert_eq!(
@@ -847,7 +939,7 @@ async fn a_client_that_moves_to_another_provider_registers_there_before_leaving_
         Err("invalid_client".to_owned()),
         "gone from the old provider"
     );
-    let credentials = &received[5].1;
+    let credentials = &received[6].1;
     assert_eq!(decoded(credentials, "issuer_url"), new_provider.issuer);
     let (id, secret) = id_and_secret(credentials);
     assert_eq!(

@@ -64,11 +64,11 @@ impl KubeCalls {
     async fn of(operator: &Operator) -> Self {
         let verb = |verb: &str| format!("nauthera_kube_calls_total{{verb=\"{verb}\"}}");
         Self {
-            get: operator.metric(&verb("get")).await,
-            create: operator.metric(&verb("create")).await,
-            update: operator.metric(&verb("update")).await,
-            patch: operator.metric(&verb("patch")).await,
-            delete: operator.metric(&verb("delete")).await,
+            get: count(operator.metric(&verb("get")).await),
+            create: count(operator.metric(&verb("create")).await),
+            update: count(operator.metric(&verb("update")).await),
+            patch: count(operator.metric(&verb("patch")).await),
+            delete: count(operator.metric(&verb("delete")).await),
         }
     }
 
@@ -85,6 +85,11 @@ impl KubeCalls {
     fn writes(self) -> f64 {
         self.create + self.update + self.patch + self.delete
     }
+}
+
+#[allow(clippy::cast_precision_loss)]
+fn count(value: u64) -> f64 {
+    value as f64
 }
 
 fn since(after: &Requests, before: &Requests) -> Requests {
@@ -259,7 +264,7 @@ async fn run(size: usize, quiet: Duration) -> Figures {
         quiet_provider,
         quiet_kube,
         quiet,
-        discovery_fetches: operator.metric("nauthera_discovery_fetches_total").await,
+        discovery_fetches: count(operator.metric("nauthera_discovery_fetches_total").await),
         rss_mib: rss_mib(operator_pid),
     };
     scenario.finish().await;

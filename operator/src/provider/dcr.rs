@@ -39,20 +39,39 @@ impl DcrDriver {
         Self { http }
     }
 
-    /// Registers a client at `endpoint` (RFC 7591 §3.1).
+    /// Registers a client at `endpoint` (RFC 7591 §3.1). `software_id` (RFC 7591 §2)
+    /// names the AuthClient, stable across its registrations, so a registration whose
+    /// answer was lost can be found at the provider by it.
     pub async fn register(
         &self,
         endpoint: &str,
         initial_access_token: Option<&SecretString>,
         metadata: &ClientMetadata,
+        software_id: &str,
     ) -> Result<Registration, ProviderError> {
-        let mut request = self.http.post(endpoint).json(metadata);
+        let mut body = serde_json::to_value(metadata)
+            .map_err(|error| ProviderError::Protocol(error.to_string()))?;
+        body["software_id"] = Value::String(software_id.to_owned());
+        let mut request = self.http.post(endpoint).json(&body);
         if let Some(token) = initial_access_token {
             request = request.bearer_auth(token.expose_secret());
         }
-        let response = send(request).await?;
+        // Once the request may have reached the provider, a lost answer may hide a
+        // registration made: say so, rather than "unavailable".
+        let lost = |error: &reqwest::Error| {
+            if error.is_connect() {
+                ProviderError::Unavailable(without_url(error))
+            } else {
+                ProviderError::AnswerLost(without_url(error))
+            }
+        };
+        let response = request.send().await.map_err(|error| lost(&error))?;
         let status = response.status();
-        let body = body(response).await?;
+        let body = response
+            .bytes()
+            .await
+            .map(|bytes| bytes.to_vec())
+            .map_err(|error| lost(&error))?;
         if !status.is_success() {
             return Err(match status {
                 StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => ProviderError::Unauthorized {

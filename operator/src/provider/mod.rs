@@ -60,6 +60,10 @@ pub enum ProviderError {
     /// Could not be reached, or answered 5xx or 429: retry later, keep everything.
     #[error("the provider is unavailable: {0}")]
     Unavailable(String),
+    /// The request was sent but its answer was lost (a timeout, a dropped connection):
+    /// the provider may have acted on it.
+    #[error("the provider's answer was lost; it may have acted on the request: {0}")]
+    AnswerLost(String),
     /// The provider says the registration does not exist: 404, or 401 on a management
     /// call, which RFC 7592 §2.1 prescribes for a client it no longer knows.
     #[error("the provider no longer knows this registration (HTTP {status})")]
@@ -85,13 +89,13 @@ pub enum ProviderError {
 impl ProviderError {
     /// Whether waiting and trying again can help.
     pub fn is_transient(&self) -> bool {
-        matches!(self, Self::Unavailable(_))
+        matches!(self, Self::Unavailable(_) | Self::AnswerLost(_))
     }
 
     /// The condition reason this error is reported under.
     pub const fn reason(&self) -> &'static str {
         match self {
-            Self::Unavailable(_) => "ProviderUnavailable",
+            Self::Unavailable(_) | Self::AnswerLost(_) => "ProviderUnavailable",
             Self::Gone { .. } => "ProviderLostRegistration",
             Self::Forbidden { .. } => "ProviderForbidden",
             Self::Unauthorized { .. } => "InitialAccessTokenRefused",

@@ -118,8 +118,8 @@ impl Operator {
         }
     }
 
-    /// One metric's value (summed over its labels), 0 when absent.
-    pub async fn metric(&self, name: &str) -> f64 {
+    /// One counter's or gauge's value (summed over its labels), 0 when absent.
+    pub async fn metric(&self, name: &str) -> u64 {
         self.metrics()
             .await
             .lines()
@@ -127,7 +127,7 @@ impl Operator {
             .filter(|line| {
                 line[name.len()..].starts_with(' ') || line[name.len()..].starts_with('{')
             })
-            .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+            .filter_map(|line| line.rsplit(' ').next()?.parse::<u64>().ok())
             .sum()
     }
 }
@@ -330,15 +330,13 @@ impl Scenario {
         let log = dir.join(format!("{}-{}.log", self.name, self.started));
         let file = std::fs::File::create(&log).unwrap();
         let listen = format!("127.0.0.1:{port}");
-        let mut args = vec![
-            "run",
-            "--namespace",
-            &self.system,
-            "--listen",
-            &listen,
-            "--resync",
-            "1h",
-        ];
+        let mut args = vec!["run", "--listen", &listen];
+        if !extra.contains(&"--namespace") {
+            args.extend(["--namespace", &self.system]);
+        }
+        if !extra.contains(&"--resync") {
+            args.extend(["--resync", "1h"]);
+        }
         args.extend_from_slice(extra);
         let child = Command::new(env!("CARGO_BIN_EXE_nauthera-operator"))
             .args(&args)
@@ -466,9 +464,9 @@ impl Scenario {
     }
 }
 
-/// Clears what an earlier, failed run left behind: AuthClients whose finalizer no
-/// operator will ever remove (their provider is gone), in namespaces labelled
-/// [`E2E_LABEL`] that are being deleted.
+/// Clears what earlier runs left behind (a failed or killed scenario): every namespace
+/// labelled [`E2E_LABEL`] goes, with the finalizers of its AuthClients and registration
+/// records removed first — no operator will ever serve them again.
 pub async fn clear_leftovers(client: &Client) {
     let namespaces: Api<Namespace> = Api::all(client.clone());
     let Ok(list) = namespaces
@@ -477,12 +475,9 @@ pub async fn clear_leftovers(client: &Client) {
     else {
         return;
     };
+    let release = json!({"metadata": {"finalizers": null}});
     for namespace in list.items {
-        if namespace.metadata.deletion_timestamp.is_none() {
-            continue;
-        }
         let name = namespace.name_any();
-        let release = json!({"metadata": {"finalizers": null}});
         let clients: Api<AuthClient> = Api::namespaced(client.clone(), &name);
         for stuck in clients
             .list(&ListParams::default())
@@ -505,16 +500,18 @@ pub async fn clear_leftovers(client: &Client) {
             .map(|l| l.items)
             .unwrap_or_default()
         {
-            if stuck.finalizers().is_empty() {
-                continue;
+            if !stuck.finalizers().is_empty() {
+                let _ = secrets
+                    .patch(
+                        &stuck.name_any(),
+                        &PatchParams::default(),
+                        &Patch::Merge(&release),
+                    )
+                    .await;
             }
-            let _ = secrets
-                .patch(
-                    &stuck.name_any(),
-                    &PatchParams::default(),
-                    &Patch::Merge(&release),
-                )
-                .await;
+        }
+        if namespace.metadata.deletion_timestamp.is_none() {
+            let _ = namespaces.delete(&name, &DeleteParams::default()).await;
         }
     }
 }

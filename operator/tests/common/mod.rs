@@ -44,6 +44,14 @@ pub struct Requests {
     pub delete: u64,
 }
 
+/// A registration as the provider holds it.
+#[derive(Debug, serde::Deserialize)]
+pub struct Held {
+    pub client_id: String,
+    pub client_name: Option<String>,
+    pub software_id: Option<String>,
+}
+
 impl Requests {
     /// Registrations, updates and deletions: what changes the provider's state.
     pub fn writes(&self) -> u64 {
@@ -119,6 +127,16 @@ impl TestProvider {
             .expect("a list of client ids")
     }
 
+    /// Every registration held now, with the `software_id` it was registered with.
+    pub async fn registrations(&self) -> Vec<Held> {
+        reqwest::get(format!("{}/nauthera-test/registrations", self.issuer))
+            .await
+            .expect("the provider's test hook answers")
+            .json()
+            .await
+            .expect("a list of registrations")
+    }
+
     /// Registration requests seen since the provider started.
     pub async fn requests(&self) -> Requests {
         reqwest::get(format!("{}/nauthera-test/requests", self.issuer))
@@ -127,6 +145,18 @@ impl TestProvider {
             .json()
             .await
             .expect("counts by method")
+    }
+
+    /// Deletes a client at the provider, as its administrator would.
+    pub async fn forget(&self, client_id: &str) {
+        reqwest::Client::new()
+            .post(format!(
+                "{}/nauthera-test/forget?client_id={client_id}",
+                self.issuer
+            ))
+            .send()
+            .await
+            .expect("the provider's test hook answers");
     }
 
     /// From now on, answer every RFC 7592 management request with `status` (0: stop).

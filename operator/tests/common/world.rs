@@ -71,6 +71,16 @@ pub fn stores(
 
 /// A context over `stores`, reading registrations again every `resync`.
 pub fn context(kube: Client, stores: Stores, resync: Duration) -> Arc<Context> {
+    context_journalled(kube, stores, resync, None)
+}
+
+/// The same, with a journal in `journal_dir`.
+pub fn context_journalled(
+    kube: Client,
+    stores: Stores,
+    resync: Duration,
+    journal_dir: Option<std::path::PathBuf>,
+) -> Arc<Context> {
     Arc::new(
         Context::new(
             kube,
@@ -78,6 +88,7 @@ pub fn context(kube: Client, stores: Stores, resync: Duration) -> Arc<Context> {
             Settings {
                 operator_namespace: OPERATOR_NAMESPACE.to_owned(),
                 resync,
+                journal_dir,
             },
         )
         .expect("a context"),

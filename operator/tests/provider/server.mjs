@@ -13,7 +13,9 @@
 // clients past ~1,000 entries): a restart is a provider that lost every client.
 // Test hooks, beside the provider (never part of the protocol):
 //   GET  /nauthera-test/clients          the client ids registered now, as JSON
+//   GET  /nauthera-test/registrations    [{client_id, client_name, software_id}] now
 //   GET  /nauthera-test/requests         registration requests seen, by method
+//   POST /nauthera-test/forget?client_id=X  delete a client, as an administrator would
 //   POST /nauthera-test/refuse?status=N  answer every RFC 7592 management request with
 //                                        status N (0 turns it off)
 import http from 'node:http';
@@ -84,7 +86,19 @@ function hooks(req, res, port) {
   if (url.pathname === '/nauthera-test/clients') {
     return json(200, [...(models.get('Client') ?? new Map()).keys()]);
   }
+  if (url.pathname === '/nauthera-test/registrations') {
+    const clients = [...(models.get('Client') ?? new Map()).values()].map(({ payload }) => ({
+      client_id: payload.client_id,
+      client_name: payload.client_name,
+      software_id: payload.software_id,
+    }));
+    return json(200, clients);
+  }
   if (url.pathname === '/nauthera-test/requests') return json(200, requests);
+  if (url.pathname === '/nauthera-test/forget' && req.method === 'POST') {
+    models.get('Client')?.delete(url.searchParams.get('client_id'));
+    return json(200, {});
+  }
   if (url.pathname === '/nauthera-test/refuse' && req.method === 'POST') {
     refuseWith = Number(url.searchParams.get('status') ?? 0);
     return json(200, { refuse: refuseWith });
@@ -106,9 +120,9 @@ server.listen(Number(process.argv[2] ?? 0), '127.0.0.1', () => {
     },
     scopes: ['openid', 'offline_access', 'profile', 'email', 'groups', 'api:read', 'api:write', 'orders:write'],
     extraClientMetadata: DROP_UNKNOWN ? { properties: [] } : {
-      properties: [...LIFETIMES, 'nauthera_require_pkce'],
+      properties: [...LIFETIMES, 'nauthera_require_pkce', 'software_id'],
       validator(ctx, key, value) {
-        if (value === undefined) return;
+        if (value === undefined || key === 'software_id') return;
         if (key === 'nauthera_require_pkce') {
           if (typeof value !== 'boolean') throw new errors.InvalidClientMetadata(`${key} must be a boolean`);
         } else if (!Number.isInteger(value) || value <= 0) {
