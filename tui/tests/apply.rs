@@ -1,7 +1,7 @@
 //! Committing an edited policy to a cluster, at the level of the Kubernetes API contract
-//! (kube's mock service stands in for the API server): a server-side dry run, then a
-//! server-side apply carrying the previewed resourceVersion; a conflict is reported as
-//! such and nothing is applied.
+//! (kube's mock service stands in for the API server): a dry run, then a replace (PUT)
+//! carrying the previewed resourceVersion, then a read back compared with the text; a
+//! conflict is reported as such and nothing is written.
 
 use http::{Method, Request, Response, StatusCode};
 use kube::Client;
@@ -12,6 +12,8 @@ use nauthera_tui::editor::{CommitRequest, CommitTarget};
 use serde_json::{Value, json};
 use tower_test::mock::{self, Handle};
 
+/// The edit: `idTokenTTL` (set on the cluster by another field manager) removed, the access
+/// token shortened.
 const POLICY: &str = "apiVersion: auth.nauthera.io/v1alpha1
 kind: AuthPolicy
 metadata:
@@ -22,6 +24,9 @@ spec:
   token: {accessTokenTTL: 5m}
   allowedScopes: [openid, profile]
 ";
+
+const PATH: &str =
+    "/apis/auth.nauthera.io/v1alpha1/namespaces/security/authpolicies/web-apps-policy";
 
 fn request(resource_version: &str) -> CommitRequest {
     CommitRequest {
@@ -41,33 +46,35 @@ fn mock_cluster() -> (Client, ApiServer) {
     (Client::new(service, "default"), handle)
 }
 
-/// Takes the next request, checks it is a server-side apply of the policy (dry run or
+/// Takes the next request, checks it is a replace (PUT) of the whole policy (dry run or
 /// not) with the previewed resourceVersion, and answers `status` with `body`.
-async fn expect_apply(api: &mut ApiServer, dry_run: bool, status: StatusCode, body: Value) {
+async fn expect_replace(api: &mut ApiServer, dry_run: bool, status: StatusCode, body: Value) {
     let (request, respond) = api.next_request().await.expect("a request");
-    assert_eq!(request.method(), Method::PATCH);
-    assert_eq!(
-        request.uri().path(),
-        "/apis/auth.nauthera.io/v1alpha1/namespaces/security/authpolicies/web-apps-policy"
-    );
+    assert_eq!(request.method(), Method::PUT, "a replace, not a patch");
+    assert_eq!(request.uri().path(), PATH);
     let query = request.uri().query().unwrap_or_default().to_owned();
     assert!(
         query.contains(&format!("fieldManager={FIELD_MANAGER}")),
         "{query}"
     );
-    assert!(query.contains("force=true"), "{query}");
     assert_eq!(query.contains("dryRun=All"), dry_run, "{query}");
-    assert_eq!(
-        request.headers()["content-type"],
-        "application/apply-patch+yaml"
-    );
     let bytes = request.into_body().collect_bytes().await.unwrap();
     let sent: Value = serde_json::from_slice(&bytes).unwrap();
     assert_eq!(
         sent["metadata"]["resourceVersion"], "4242",
-        "the previewed version guards the apply"
+        "the previewed version guards the replace"
     );
     assert_eq!(sent["spec"]["token"]["accessTokenTTL"], "5m");
+    assert!(
+        sent["spec"]["token"]
+            .get("idTokenTTL")
+            .is_none_or(Value::is_null),
+        "the removed field is not sent: {sent}"
+    );
+    assert_eq!(
+        sent["metadata"]["labels"]["nauthera.io/environment"],
+        "production"
+    );
     assert!(sent.get("status").is_none_or(Value::is_null));
     respond.send_response(
         Response::builder()
@@ -77,9 +84,37 @@ async fn expect_apply(api: &mut ApiServer, dry_run: bool, status: StatusCode, bo
     );
 }
 
-fn applied(resource_version: &str) -> Value {
+/// Takes the next request, checks it reads the policy back, and answers with `object`.
+async fn expect_read_back(api: &mut ApiServer, object: &Value) {
+    let (request, respond) = api.next_request().await.expect("a read back");
+    assert_eq!(request.method(), Method::GET);
+    assert_eq!(request.uri().path(), PATH);
+    respond.send_response(
+        Response::builder()
+            .body(Body::from(serde_json::to_vec(object).unwrap()))
+            .unwrap(),
+    );
+}
+
+/// The policy as the API server stores it after the replace: the text, the schema's
+/// defaults filled in, and what the server sets itself — including the ownership of the
+/// fields `kubectl apply` had written, now the TUI's.
+fn stored(resource_version: &str) -> Value {
     let mut object: Value = serde_yaml_ng::from_str(POLICY).unwrap();
     object["metadata"]["resourceVersion"] = json!(resource_version);
+    object["metadata"]["uid"] = json!("0b5e0c3a-7d52-4a8e-9d0e-3f3a1c2b4d5e");
+    object["metadata"]["generation"] = json!(3);
+    object["metadata"]["creationTimestamp"] = json!("2026-11-20T08:00:00Z");
+    object["metadata"]["managedFields"] = json!([
+        {"manager": "kubectl-client-side-apply", "operation": "Update", "apiVersion": "auth.nauthera.io/v1alpha1",
+         "time": "2026-11-20T08:00:00Z", "fieldsType": "FieldsV1",
+         "fieldsV1": {"f:metadata": {"f:labels": {".": {}, "f:nauthera.io/environment": {}}}}},
+        {"manager": FIELD_MANAGER, "operation": "Update", "apiVersion": "auth.nauthera.io/v1alpha1",
+         "time": "2026-11-22T09:31:00Z", "fieldsType": "FieldsV1",
+         "fieldsV1": {"f:spec": {"f:token": {"f:accessTokenTTL": {}}}}}
+    ]);
+    object["spec"]["enforcement"] = json!("Enforce");
+    object["status"] = json!({"governed": 4});
     object
 }
 
@@ -88,22 +123,47 @@ fn status(code: u16, reason: &str, message: &str) -> Value {
 }
 
 #[tokio::test]
-async fn a_dry_run_then_an_apply_guarded_by_the_previewed_resource_version() {
+async fn a_dry_run_then_a_replace_guarded_by_the_previewed_version_then_a_read_back() {
     let (client, mut api) = mock_cluster();
     let server = tokio::spawn(async move {
-        expect_apply(&mut api, true, StatusCode::OK, applied("4242")).await;
-        expect_apply(&mut api, false, StatusCode::OK, applied("4243")).await;
+        expect_replace(&mut api, true, StatusCode::OK, stored("4242")).await;
+        expect_replace(&mut api, false, StatusCode::OK, stored("4243")).await;
+        expect_read_back(&mut api, &stored("4243")).await;
+        assert!(api.next_request().await.is_none(), "nothing more is sent");
     });
     let result = to_cluster(client, &request("4242")).await;
     server.await.unwrap();
     assert_eq!(
         result,
-        Ok("applied security/web-apps-policy (resourceVersion 4243)".to_owned())
+        Ok("replaced security/web-apps-policy (resourceVersion 4243); read back, the cluster holds exactly your text".to_owned())
     );
 }
 
 #[tokio::test]
-async fn a_policy_changed_since_the_preview_is_a_conflict_and_nothing_is_applied() {
+async fn a_read_back_that_differs_from_the_text_says_where() {
+    let (client, mut api) = mock_cluster();
+    let server = tokio::spawn(async move {
+        expect_replace(&mut api, true, StatusCode::OK, stored("4242")).await;
+        expect_replace(&mut api, false, StatusCode::OK, stored("4243")).await;
+        // Something put the removed field back between the replace and the read.
+        let mut changed = stored("4244");
+        changed["spec"]["token"]["idTokenTTL"] = json!("5m");
+        expect_read_back(&mut api, &changed).await;
+    });
+    let result = to_cluster(client, &request("4242")).await;
+    server.await.unwrap();
+    assert_eq!(
+        result,
+        Err(CommitError::Differs(
+            "replaced security/web-apps-policy (resourceVersion 4243), but read back it differs from your text: \
+             spec.token.idTokenTTL is \"5m\" on the cluster, null in the text — an admission webhook or another writer changed it"
+                .to_owned()
+        ))
+    );
+}
+
+#[tokio::test]
+async fn a_policy_changed_since_the_preview_is_a_conflict_and_nothing_is_written() {
     let (client, mut api) = mock_cluster();
     let server = tokio::spawn(async move {
         let conflict = status(
@@ -111,11 +171,11 @@ async fn a_policy_changed_since_the_preview_is_a_conflict_and_nothing_is_applied
             "Conflict",
             "the object has been modified; please apply your changes to the latest version and try again",
         );
-        expect_apply(&mut api, true, StatusCode::CONFLICT, conflict).await;
-        // No second request: the apply is not attempted.
+        expect_replace(&mut api, true, StatusCode::CONFLICT, conflict).await;
+        // No second request: the replace is not attempted.
         assert!(
             api.next_request().await.is_none(),
-            "nothing is applied after a conflict"
+            "nothing is written after a conflict"
         );
     });
     let result = to_cluster(client, &request("4242")).await;
@@ -135,10 +195,10 @@ async fn an_api_server_rejection_in_the_dry_run_is_shown_as_it_came() {
             "Invalid",
             "AuthPolicy.auth.nauthera.io \"web-apps-policy\" is invalid: spec.token.accessTokenTTL: Invalid value: \"5m\": denied by admission webhook",
         );
-        expect_apply(&mut api, true, StatusCode::UNPROCESSABLE_ENTITY, invalid).await;
+        expect_replace(&mut api, true, StatusCode::UNPROCESSABLE_ENTITY, invalid).await;
         assert!(
             api.next_request().await.is_none(),
-            "nothing is applied after a rejection"
+            "nothing is written after a rejection"
         );
     });
     let result = to_cluster(client, &request("4242")).await;

@@ -115,7 +115,7 @@ impl App {
                     editor.commit_failed(text);
                 }
             }
-            Err(CommitError::Refused(text)) => {
+            Err(CommitError::Refused(text) | CommitError::Differs(text)) => {
                 if let Some(editor) = &mut self.editor {
                     editor.commit_failed(text);
                 }

@@ -1,18 +1,19 @@
 //! Committing an edited policy: into the file it came from (every other byte of the file
-//! kept), or to the cluster by a server-side dry run, then a server-side apply guarded by
-//! the resourceVersion that was previewed.
+//! kept), or to the cluster by a dry run, then a replace guarded by the resourceVersion
+//! that was previewed, then a read back that checks the cluster holds the text.
 
 use std::path::Path;
 
-use kube::api::{Patch, PatchParams};
+use kube::api::PostParams;
 use kube::{Api, Client};
 use nauthera_shared::impact::parse_proposed_policy;
 use nauthera_shared::manifests::{document_text, replace_document};
 use nauthera_shared::resources::{AuthPolicy, ObjectRef};
+use serde_json::{Value, json};
 
 use super::{CommitRequest, CommitTarget};
 
-/// The field manager of the TUI's server-side applies.
+/// The field manager the TUI's writes are recorded under.
 pub const FIELD_MANAGER: &str = "nauthera-tui";
 
 #[derive(Debug, PartialEq, Eq)]
@@ -21,12 +22,17 @@ pub enum CommitError {
     Conflict(String),
     /// Refused (invalid, forbidden, unreachable); the text is kept.
     Refused(String),
+    /// Committed, but the object read back is not the text (an admission webhook or
+    /// another writer changed it); the text is kept so it can be compared.
+    Differs(String),
 }
 
 impl std::fmt::Display for CommitError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Self::Conflict(message) | Self::Refused(message) => f.write_str(message),
+            Self::Conflict(message) | Self::Refused(message) | Self::Differs(message) => {
+                f.write_str(message)
+            }
         }
     }
 }
@@ -75,8 +81,14 @@ fn write_atomically(file: &Path, text: &str) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Applies the edit to the cluster: a server-side dry run first (the API server's own
-/// validation, admission included), then the apply, both guarded by `resourceVersion`.
+/// Replaces the policy on the cluster with the edited text: a dry run first (the API
+/// server's own validation, admission included), then a replace (PUT) guarded by the
+/// previewed `resourceVersion`, then a read back.
+///
+/// A replace, not an apply: a server-side apply under our own field manager leaves alone
+/// the fields other managers own (`kubectl apply`, Argo CD, Flux), so a field removed in
+/// the editor could survive the commit. A replace makes the object the text, whoever owned
+/// what, and the resourceVersion makes sure it replaces the object that was previewed.
 pub async fn to_cluster(client: Client, request: &CommitRequest) -> Result<String, CommitError> {
     let CommitTarget::Cluster {
         resource_version, ..
@@ -95,27 +107,120 @@ pub async fn to_cluster(client: Client, request: &CommitRequest) -> Result<Strin
             request.policy
         )));
     }
-    policy
-        .metadata
-        .resource_version
-        .clone_from(resource_version);
+    let Some(resource_version) = resource_version else {
+        return Err(CommitError::Refused(format!(
+            "{reference}: no resourceVersion was previewed, so the replace cannot be guarded"
+        )));
+    };
+    policy.metadata.resource_version = Some(resource_version.clone());
     policy.metadata.managed_fields = None;
     policy.status = None;
     let api: Api<AuthPolicy> = Api::namespaced(client, &reference.namespace);
-    let params = PatchParams::apply(FIELD_MANAGER).force();
-    let patch = Patch::Apply(&policy);
-    let dry_run = params.clone().dry_run();
-    api.patch(&reference.name, &dry_run, &patch)
+    let params = PostParams {
+        dry_run: false,
+        field_manager: Some(FIELD_MANAGER.to_owned()),
+    };
+    let dry_run = PostParams {
+        dry_run: true,
+        ..params.clone()
+    };
+    api.replace(&reference.name, &dry_run, &policy)
         .await
         .map_err(|error| explain(&reference, "the dry run", &error))?;
-    let applied = api
-        .patch(&reference.name, &params, &patch)
+    let replaced = api
+        .replace(&reference.name, &params, &policy)
         .await
-        .map_err(|error| explain(&reference, "the apply", &error))?;
-    Ok(format!(
-        "applied {reference} (resourceVersion {})",
-        applied.metadata.resource_version.unwrap_or_default()
-    ))
+        .map_err(|error| explain(&reference, "the replace", &error))?;
+    let version = replaced.metadata.resource_version.unwrap_or_default();
+    let read_back = api.get(&reference.name).await.map_err(|error| {
+        CommitError::Differs(format!(
+            "replaced {reference} (resourceVersion {version}), but reading it back failed: {}",
+            describe_error(&error)
+        ))
+    })?;
+    let differences = differences(&policy, &read_back);
+    if differences.is_empty() {
+        return Ok(format!(
+            "replaced {reference} (resourceVersion {version}); read back, the cluster holds exactly your text"
+        ));
+    }
+    let shown: Vec<String> = differences.iter().map(ToString::to_string).collect();
+    Err(CommitError::Differs(format!(
+        "replaced {reference} (resourceVersion {version}), but read back it differs from your text: {} — an admission webhook or another writer changed it",
+        shown.join("; ")
+    )))
+}
+
+/// A field whose value on the cluster is not the one in the text.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Difference {
+    /// `spec.token.idTokenTTL`.
+    pub field: String,
+    /// What the text says, as JSON (`null`: absent).
+    pub text: String,
+    /// What the cluster holds, as JSON (`null`: absent).
+    pub cluster: String,
+}
+
+impl std::fmt::Display for Difference {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} is {} on the cluster, {} in the text",
+            self.field, self.cluster, self.text
+        )
+    }
+}
+
+/// Where two policies differ, apart from what the API server sets itself (uid,
+/// resourceVersion, generation, timestamps, managed fields, status). Both sides go
+/// through the typed AuthPolicy, so a default the server filled in is no difference.
+pub fn differences(text: &AuthPolicy, cluster: &AuthPolicy) -> Vec<Difference> {
+    let mut found = Vec::new();
+    compare("", &user_set(text), &user_set(cluster), &mut found);
+    found
+}
+
+/// The parts of a policy its author writes.
+fn user_set(policy: &AuthPolicy) -> Value {
+    let meta = &policy.metadata;
+    json!({
+        "metadata": {
+            "name": meta.name,
+            "namespace": meta.namespace,
+            "labels": meta.labels.clone().unwrap_or_default(),
+            "annotations": meta.annotations.clone().unwrap_or_default(),
+            "finalizers": meta.finalizers.clone().unwrap_or_default(),
+            "ownerReferences": meta.owner_references.clone().unwrap_or_default(),
+        },
+        "spec": policy.spec,
+    })
+}
+
+fn compare(path: &str, text: &Value, cluster: &Value, found: &mut Vec<Difference>) {
+    if let (Value::Object(text), Value::Object(cluster)) = (text, cluster) {
+        let keys: std::collections::BTreeSet<&String> = text.keys().chain(cluster.keys()).collect();
+        for key in keys {
+            let field = if path.is_empty() {
+                key.clone()
+            } else {
+                format!("{path}.{key}")
+            };
+            let absent = Value::Null;
+            compare(
+                &field,
+                text.get(key).unwrap_or(&absent),
+                cluster.get(key).unwrap_or(&absent),
+                found,
+            );
+        }
+    } else if text != cluster {
+        found.push(Difference {
+            field: path.to_owned(),
+            text: text.to_string(),
+            cluster: cluster.to_string(),
+        });
+    }
 }
 
 fn explain(policy: &ObjectRef, step: &str, error: &kube::Error) -> CommitError {
@@ -128,5 +233,12 @@ fn explain(policy: &ObjectRef, step: &str, error: &kube::Error) -> CommitError {
             response.message, response.reason
         )),
         other => CommitError::Refused(format!("{step} of {policy} failed: {other}")),
+    }
+}
+
+fn describe_error(error: &kube::Error) -> String {
+    match error {
+        kube::Error::Api(response) => format!("{} ({})", response.message, response.reason),
+        other => other.to_string(),
     }
 }

@@ -28,7 +28,7 @@ pub enum CommitTarget {
         /// someone else changed it and the commit is refused.
         opened: String,
     },
-    /// To the cluster, by server-side apply, guarded by the resourceVersion previewed.
+    /// To the cluster, by a replace guarded by the resourceVersion previewed.
     Cluster {
         context: String,
         resource_version: Option<String>,
