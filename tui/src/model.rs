@@ -41,6 +41,9 @@ pub struct Snapshot {
     pub read_at: DateTime<Local>,
     /// Whether objects carry the operator's status (a cluster) or not (a folder).
     pub live: bool,
+    /// The source's first read (after starting, or switching context or namespace):
+    /// nothing to compare it with, so nothing in it is marked as changed.
+    pub first: bool,
 }
 
 impl Snapshot {
@@ -51,6 +54,7 @@ impl Snapshot {
             problems: Vec::new(),
             read_at: Local::now(),
             live,
+            first: false,
         }
     }
 

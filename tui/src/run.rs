@@ -103,7 +103,9 @@ fn start(source: &Source, sender: &UnboundedSender<SourceEvent>, app: &mut App) 
             };
             let (path, sender) = (path.clone(), sender.clone());
             tokio::task::spawn_blocking(move || {
-                let _ = sender.send(SourceEvent::read(folder::read(&path)));
+                let mut snapshot = folder::read(&path);
+                snapshot.first = true;
+                let _ = sender.send(SourceEvent::read(snapshot));
             });
             Running::Folder(watcher)
         }
@@ -144,6 +146,7 @@ fn start_cluster(
             Err(problem) => {
                 let mut snapshot = Snapshot::new(nauthera_shared::Inventory::default(), true);
                 snapshot.problems.push(problem);
+                snapshot.first = true;
                 let _ = sender.send(SourceEvent::read(snapshot));
             }
         }

@@ -1,6 +1,7 @@
 //! The dashboard's cluster source at the level of the Kubernetes API contract (kube's
-//! mock service stands in for the API server): objects listed become a snapshot, and a
-//! kind the user may not watch becomes a message on screen instead of a crash.
+//! mock service stands in for the API server): objects listed become a snapshot, the first
+//! one only once every kind is listed, and a kind the user may not watch becomes a message
+//! on screen instead of a crash.
 
 use std::time::Duration;
 
@@ -16,7 +17,8 @@ fn list(kind: &str, items: &Value) -> Value {
     json!({"kind": format!("{kind}List"), "apiVersion": "v1", "metadata": {"resourceVersion": "100"}, "items": items})
 }
 
-/// Answers like an API server where the user may list everything but AuthPolicies.
+/// Answers like an API server where the user may list everything but AuthPolicies, and
+/// where the list of clients comes last, well after the others.
 async fn api_server(mut handle: mock::Handle<Request<Body>, Response<Body>>) {
     while let Some((request, respond)) = handle.next_request().await {
         let path = request.uri().path().to_owned();
@@ -78,39 +80,44 @@ async fn api_server(mut handle: mock::Handle<Request<Body>, Response<Body>>) {
                 json!({"kind": "Status", "code": 404}),
             )
         };
-        respond.send_response(
-            Response::builder()
-                .status(status)
-                .body(Body::from(serde_json::to_vec(&body).unwrap()))
-                .unwrap(),
-        );
+        let response = Response::builder()
+            .status(status)
+            .body(Body::from(serde_json::to_vec(&body).unwrap()))
+            .unwrap();
+        if path.ends_with("/authclients") {
+            // Several of the source's coalescing ticks after the other lists.
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(600)).await;
+                respond.send_response(response);
+            });
+        } else {
+            respond.send_response(response);
+        }
     }
 }
 
 #[tokio::test]
-async fn listed_objects_arrive_and_a_forbidden_kind_is_a_problem_on_screen() {
+async fn the_first_read_has_every_kind_listed_and_a_forbidden_kind_is_a_problem_on_screen() {
     let (service, handle) = mock::pair::<Request<Body>, Response<Body>>();
     tokio::spawn(api_server(handle));
     let (sender, mut receiver) = unbounded_channel();
     let watch = cluster::watch(Client::new(service, "default"), None, sender);
 
-    // Reads arrive as the watches report; wait (bounded) for one that has it all.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    let world = loop {
-        let event = tokio::time::timeout_at(deadline, receiver.recv())
-            .await
-            .expect("a read with the servers, the client and the problem")
-            .expect("the source is running");
-        let SourceEvent::Read(world) = event else {
-            continue;
-        };
-        let ready = !world.snapshot.inventory.servers.is_empty()
-            && !world.snapshot.inventory.clients.is_empty()
-            && !world.snapshot.problems.is_empty();
-        if ready {
-            break world;
-        }
+    // The first read waits for every kind: it has it all, and is marked first.
+    let event = tokio::time::timeout(Duration::from_secs(30), receiver.recv())
+        .await
+        .expect("a first read")
+        .expect("the source is running");
+    let SourceEvent::Read(world) = event else {
+        panic!("a read comes first");
     };
+    assert!(world.snapshot.first, "the source's first read says so");
+    assert_eq!(world.snapshot.inventory.servers.len(), 1);
+    assert_eq!(
+        world.snapshot.inventory.clients.len(),
+        1,
+        "the first read waited for the clients' list"
+    );
     watch.abort();
 
     assert!(world.snapshot.live);

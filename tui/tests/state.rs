@@ -312,3 +312,42 @@ fn on_a_cluster_a_compliant_client_is_pending_until_the_operator_reports() {
     );
     assert_eq!(state(&app, "shop/shop-legacy-admin"), State::NonCompliant);
 }
+
+#[test]
+fn a_sources_first_read_marks_nothing_and_a_later_change_is_marked() {
+    let mut app = app_on_examples();
+    assert!(
+        app.changed.is_empty(),
+        "nothing is marked on the first read"
+    );
+
+    // A new source (another namespace or context) starts with a first read of its own:
+    // everything in it is new to the app, and still nothing is marked.
+    let mut other = snapshot(&app);
+    other
+        .inventory
+        .clients
+        .retain(|c| c.metadata.namespace.as_deref() == Some("shop"));
+    other.first = true;
+    app.apply_snapshot(other.clone(), Instant::now());
+    assert!(app.changed.is_empty(), "{:?}", app.changed.keys());
+
+    let mut next = other;
+    next.first = false;
+    client_mut(&mut next, "shop", "storefront")
+        .spec
+        .scopes
+        .push("phone".to_owned());
+    app.apply_snapshot(next, Instant::now());
+    let marked: Vec<String> = app
+        .rows
+        .iter()
+        .filter(|row| app.changed.contains_key(&row.id))
+        .map(|row| row.label.clone())
+        .collect();
+    assert!(marked.contains(&"shop/storefront".to_owned()), "{marked:?}");
+    assert!(
+        !marked.contains(&"shop/shop-legacy-admin".to_owned()),
+        "{marked:?}"
+    );
+}

@@ -123,10 +123,15 @@ impl App {
     /// [`Self::apply_snapshot`] with the evaluation already done, off the UI's thread.
     pub fn apply_world(&mut self, world: World, now: Instant) {
         let selected = self.selected_row().map(|row| row.id.clone());
+        // Marks mean "changed since you looked": a source's first read changes nothing.
         let edited = self
             .world
             .as_ref()
+            .filter(|_| !world.snapshot.first)
             .map(|before| edited_clients(before, &world));
+        if edited.is_none() {
+            self.changed.clear();
+        }
         self.world = Some(world);
         self.rebuild();
         let fingerprints = self.fingerprint_nodes();

@@ -68,12 +68,21 @@ pub async fn connect(context: Option<&str>) -> Result<Connection, String> {
 /// Which watch reported what.
 enum Update {
     Changed,
+    /// The watch has listed every object once (its store is whole).
+    Listed(&'static str),
     Failed(&'static str, String),
     Recovered(&'static str),
 }
 
+/// The kinds watched; the first read waits until each is listed or has failed.
+const KINDS: usize = 4;
+
 /// Watches servers, policies, namespaces (cluster-wide: they decide every client's fate)
 /// and clients (in `namespace`, or everywhere), sending a snapshot on every change.
+///
+/// The first snapshot waits until every watch has listed its objects (or failed): a read
+/// sent halfway through the initial lists would make the rest look new in the next one.
+/// It is marked [`Snapshot::first`], so nothing in it is marked as changed.
 pub fn watch(
     client: Client,
     namespace: Option<String>,
@@ -97,22 +106,30 @@ pub fn watch(
             namespaces_stream,
         ]);
         let mut problems: BTreeMap<&'static str, String> = BTreeMap::new();
+        let mut settled: std::collections::BTreeSet<&'static str> = Default::default();
+        let mut first = true;
         let mut dirty = false;
         let mut tick = tokio::time::interval(COALESCE);
         loop {
             tokio::select! {
                 update = updates.next() => match update {
                     Some(Update::Changed) => dirty = true,
+                    Some(Update::Listed(kind)) => {
+                        settled.insert(kind);
+                        dirty = true;
+                    }
                     Some(Update::Failed(kind, message)) => {
+                        settled.insert(kind);
                         dirty |= problems.insert(kind, message.clone()).as_ref() != Some(&message);
                     }
                     Some(Update::Recovered(kind)) => dirty |= problems.remove(kind).is_some(),
                     None => return,
                 },
                 _ = tick.tick() => {
-                    if dirty {
+                    if dirty && (!first || settled.len() == KINDS) {
                         dirty = false;
-                        let snapshot = snapshot_of(&servers, &policies, &clients, &namespaces, &problems);
+                        let mut snapshot = snapshot_of(&servers, &policies, &clients, &namespaces, &problems);
+                        snapshot.first = std::mem::take(&mut first);
                         let event = tokio::task::spawn_blocking(move || SourceEvent::read(snapshot)).await;
                         let sent = event.is_ok_and(|event| snapshots.send(event).is_ok());
                         if !sent {
@@ -145,6 +162,7 @@ where
                 failing = false;
                 Update::Recovered(plural)
             }
+            Ok(watcher::Event::InitDone) => Update::Listed(plural),
             Ok(_) => Update::Changed,
             Err(error) => {
                 failing = true;
