@@ -68,8 +68,13 @@ impl Filter {
     ) -> bool {
         self.terms.iter().all(|term| match term {
             Term::Text(text) => {
-                contains(&client.to_string(), text)
-                    || ancestors.iter().any(|label| contains(label, text))
+                // `namespace/name`, without building it for every client on every keystroke.
+                let in_name = if text.contains('/') {
+                    contains(&client.to_string(), text)
+                } else {
+                    contains(&client.namespace, text) || contains(&client.name, text)
+                };
+                in_name || ancestors.iter().any(|label| contains(label, text))
             }
             Term::Namespace(namespace) => &client.namespace == namespace,
             Term::Label(key, value) => labels
@@ -116,7 +121,16 @@ fn label_term(text: &str) -> Term {
 }
 
 fn contains(haystack: &str, lowercase_needle: &str) -> bool {
-    haystack.to_lowercase().contains(lowercase_needle)
+    if !lowercase_needle.is_ascii() {
+        return haystack.to_lowercase().contains(lowercase_needle);
+    }
+    // Names are ASCII: compare in place rather than lowercasing a copy of each.
+    let needle = lowercase_needle.as_bytes();
+    needle.is_empty()
+        || haystack
+            .as_bytes()
+            .windows(needle.len())
+            .any(|window| window.eq_ignore_ascii_case(needle))
 }
 
 #[cfg(test)]
