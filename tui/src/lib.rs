@@ -11,3 +11,4 @@ pub mod run;
 pub mod source;
 pub mod tree;
 pub mod ui;
+pub mod view;

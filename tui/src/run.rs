@@ -22,6 +22,7 @@ use crate::editor::{CommitRequest, CommitTarget, PlanRequest, PlanResult};
 use crate::model::{Snapshot, SourceKind};
 use crate::source::{SourceEvent, cluster, folder};
 use crate::ui;
+use crate::view::{self, Job};
 
 /// How often change marks are checked for expiry.
 const TICK: Duration = Duration::from_millis(250);
@@ -153,6 +154,72 @@ fn start_cluster(
     })
 }
 
+/// What runs beside the UI (the source, the workers, commits) and how to reach it.
+struct Background<'a> {
+    source: &'a Source,
+    context: Option<String>,
+    sources: &'a UnboundedSender<SourceEvent>,
+    running: &'a mut Running,
+    plans: std::sync::mpsc::Sender<PlanRequest>,
+    views: std::sync::mpsc::Sender<Job>,
+    commits_done: UnboundedSender<Result<String, CommitError>>,
+}
+
+impl Background<'_> {
+    /// Carries out what the app asked for; returns whether to quit.
+    fn carry_out(&mut self, effect: Effect, app: &mut App) -> bool {
+        match effect {
+            Effect::None => {}
+            Effect::Quit => return true,
+            Effect::Plan(request) => {
+                let _ = self.plans.send(request);
+            }
+            Effect::Commit(request) => spawn_commit(request, self.commits_done.clone()),
+            Effect::SwitchContext(new_context) => {
+                self.context = Some(new_context.clone());
+                app.source = SourceKind::Cluster {
+                    context: new_context,
+                };
+                app.world = None;
+                *self.running = Running::Cluster(start_cluster(
+                    self.context.clone(),
+                    app.namespace.clone(),
+                    app.namespace.is_none(),
+                    self.sources.clone(),
+                ));
+            }
+            Effect::SwitchNamespace(namespace) => {
+                if let Source::Cluster { .. } = self.source {
+                    *self.running = Running::Cluster(start_cluster(
+                        self.context.clone(),
+                        namespace.clone(),
+                        namespace.is_none(),
+                        self.sources.clone(),
+                    ));
+                }
+            }
+        }
+        false
+    }
+}
+
+/// A terminal event, as the app sees it; `None` when it changes nothing on screen.
+fn terminal_event(app: &mut App, event: &Event) -> Option<Effect> {
+    match event {
+        Event::Key(key) if key.kind != KeyEventKind::Release => Some(app.handle_key(*key)),
+        Event::Mouse(mouse) => {
+            match mouse.kind {
+                MouseEventKind::ScrollDown => app.scroll(true),
+                MouseEventKind::ScrollUp => app.scroll(false),
+                _ => {}
+            }
+            Some(Effect::None)
+        }
+        Event::Resize(..) => Some(Effect::None),
+        _ => None,
+    }
+}
+
 async fn event_loop(
     terminal: &mut Terminal<CrosstermBackend<Stdout>>,
     app: &mut App,
@@ -164,12 +231,21 @@ async fn event_loop(
     let mut events = EventStream::new();
     let mut tick = tokio::time::interval(TICK);
     let mut terminate = terminate_signal()?;
-    let mut context = match source {
-        Source::Cluster { context, .. } => context.clone(),
-        Source::Folder(_) => None,
-    };
-    let (plans_to_make, mut plans_made) = planner_worker();
+    let (plans, mut plans_made) = planner_worker();
+    let (views, mut views_prepared) = view::worker();
     let (commits_done, mut commit_results) = unbounded_channel();
+    let mut background = Background {
+        source,
+        context: match source {
+            Source::Cluster { context, .. } => context.clone(),
+            Source::Folder(_) => None,
+        },
+        sources: sender,
+        running,
+        plans,
+        views,
+        commits_done,
+    };
     let mut redraw = true;
     loop {
         if redraw {
@@ -178,84 +254,39 @@ async fn event_loop(
         }
         let effect = tokio::select! {
             event = events.next() => match event {
-                Some(Ok(Event::Key(key))) if key.kind != KeyEventKind::Release => {
-                    redraw = true;
-                    app.handle_key(key)
-                }
-                Some(Ok(Event::Mouse(mouse))) => {
-                    match mouse.kind {
-                        MouseEventKind::ScrollDown => app.scroll(true),
-                        MouseEventKind::ScrollUp => app.scroll(false),
-                        _ => {}
-                    }
-                    redraw = true;
-                    Effect::None
-                }
-                Some(Ok(Event::Resize(..))) => {
-                    redraw = true;
-                    Effect::None
-                }
-                Some(Ok(_)) => Effect::None,
+                Some(Ok(event)) => terminal_event(app, &event),
                 Some(Err(error)) => return Err(error.into()),
-                None => Effect::Quit,
+                None => Some(Effect::Quit),
             },
             Some(first) = receiver.recv() => {
                 // Take everything already waiting, then draw once.
-                receive(app, first);
+                receive(app, first, &background.views);
                 while let Ok(next) = receiver.try_recv() {
-                    receive(app, next);
+                    receive(app, next, &background.views);
                 }
-                redraw = true;
-                Effect::None
+                Some(Effect::None)
+            },
+            Some(prepared) = views_prepared.recv() => {
+                let retired = app.take_view(prepared, Instant::now());
+                let _ = background.views.send(Job::Retire(retired));
+                Some(Effect::None)
             },
             Some(plan) = plans_made.recv() => {
                 app.plan_ready(plan);
-                redraw = true;
-                Effect::None
+                Some(Effect::None)
             },
             Some(result) = commit_results.recv() => {
                 app.commit_finished(result);
-                redraw = true;
-                Effect::None
+                Some(Effect::None)
             },
-            _ = tick.tick() => {
-                redraw |= app.expire_marks(Instant::now());
-                Effect::None
-            },
-            _ = tokio::signal::ctrl_c() => Effect::Quit,
-            _ = terminate.recv() => Effect::Quit,
+            _ = tick.tick() => app.expire_marks(Instant::now()).then_some(Effect::None),
+            _ = tokio::signal::ctrl_c() => Some(Effect::Quit),
+            _ = terminate.recv() => Some(Effect::Quit),
         };
-        match effect {
-            Effect::Plan(request) => {
-                let _ = plans_to_make.send(request);
-            }
-            Effect::Commit(request) => {
-                spawn_commit(request, commits_done.clone());
-            }
-            Effect::None => {}
-            Effect::Quit => return Ok(()),
-            Effect::SwitchContext(new_context) => {
-                context = Some(new_context.clone());
-                app.source = SourceKind::Cluster {
-                    context: new_context,
-                };
-                app.world = None;
-                *running = Running::Cluster(start_cluster(
-                    context.clone(),
-                    app.namespace.clone(),
-                    app.namespace.is_none(),
-                    sender.clone(),
-                ));
-            }
-            Effect::SwitchNamespace(namespace) => {
-                if let Source::Cluster { .. } = source {
-                    *running = Running::Cluster(start_cluster(
-                        context.clone(),
-                        namespace.clone(),
-                        namespace.is_none(),
-                        sender.clone(),
-                    ));
-                }
+        if let Some(effect) = effect {
+            redraw = true;
+            if background.carry_out(effect, app) {
+                return Ok(());
             }
         }
     }
@@ -303,9 +334,12 @@ fn spawn_commit(request: CommitRequest, done: UnboundedSender<Result<String, Com
     });
 }
 
-fn receive(app: &mut App, event: SourceEvent) {
+/// Takes a source's news; a read goes to the view worker, which prepares it for the screen.
+fn receive(app: &mut App, event: SourceEvent, views: &std::sync::mpsc::Sender<Job>) {
     match event {
-        SourceEvent::Read(world) => app.apply_world(*world, Instant::now()),
+        SourceEvent::Read(world) => {
+            let _ = views.send(Job::Prepare(Box::new(app.view_request(*world))));
+        }
         SourceEvent::Connected {
             context,
             default_namespace,

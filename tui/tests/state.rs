@@ -351,3 +351,40 @@ fn a_sources_first_read_marks_nothing_and_a_later_change_is_marked() {
         "{marked:?}"
     );
 }
+
+/// A read is prepared off the UI's thread; the user may collapse a branch or switch
+/// namespace meanwhile, and the rows that come back follow the view as it is now.
+#[test]
+fn a_read_prepared_while_the_view_changed_follows_the_view_as_it_is_now() {
+    let mut app = app_on_examples();
+    let mut next = snapshot(&app);
+    client_mut(&mut next, "shop", "storefront")
+        .spec
+        .scopes
+        .push("phone".to_owned());
+    let request = app.view_request(nauthera_tui::model::World::new(next.clone()));
+
+    select(&mut app, "web-apps-policy");
+    app.handle_key(key(KeyCode::Char('h')));
+    let collapsed = app.rows.len();
+    drop(app.take_view(nauthera_tui::view::prepare(request), Instant::now()));
+    assert_eq!(app.rows.len(), collapsed, "the branch stays collapsed");
+    assert_eq!(selected_label(&app), "web-apps-policy");
+    assert!(app.rows.iter().all(|r| r.label != "shop/storefront"));
+
+    let request = app.view_request(nauthera_tui::model::World::new(next));
+    app.handle_key(key(KeyCode::Char(':')));
+    type_text(&mut app, "ns mobile");
+    app.handle_key(key(KeyCode::Enter));
+    drop(app.take_view(nauthera_tui::view::prepare(request), Instant::now()));
+    let clients: Vec<&str> = app
+        .rows
+        .iter()
+        .filter(|r| matches!(r.target, Target::Client(_)))
+        .map(|r| r.label.as_str())
+        .collect();
+    assert!(
+        !clients.is_empty() && clients.iter().all(|c| c.starts_with("mobile/")),
+        "{clients:?}"
+    );
+}

@@ -2,6 +2,7 @@
 //! and nothing else (see `ui`).
 
 use rustc_hash::{FxHashMap, FxHashSet};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
@@ -9,10 +10,9 @@ use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use crate::editor::{CommitRequest, Editor, PlanRequest};
 use crate::filter::Filter;
 use crate::keys::{Command, command_for};
-use nauthera_shared::resources::ObjectRef;
-
-use crate::model::{Counts, Snapshot, SourceKind, State, World};
+use crate::model::{Snapshot, SourceKind, World};
 use crate::tree::{self, Node, NodeId, Row, Target};
+use crate::view::{self, Fingerprints, Prepared, ViewParams};
 
 mod editing;
 
@@ -63,7 +63,7 @@ pub struct Message {
 pub struct App {
     pub source: SourceKind,
     /// `None` until the source has been read once.
-    pub world: Option<World>,
+    pub world: Option<Arc<World>>,
     nodes: Vec<Node>,
     pub rows: Vec<Row>,
     pub selected: usize,
@@ -78,7 +78,10 @@ pub struct App {
     pub message: Option<Message>,
     /// Nodes that changed in the last snapshot, until when they stay marked.
     pub changed: FxHashMap<NodeId, Instant>,
-    fingerprints: FxHashMap<NodeId, (State, Counts)>,
+    fingerprints: Arc<Fingerprints>,
+    /// Counts changes to how the tree is viewed (namespace, collapsed branches, filter),
+    /// so rows flattened off the UI's thread with an older view are recognised.
+    view_version: u64,
     /// Whether the terminal may use colour (`NO_COLOR` unset).
     pub color: bool,
     /// The policy editor, while it is open.
@@ -103,7 +106,8 @@ impl App {
             mode: Mode::Normal,
             message: None,
             changed: FxHashMap::default(),
-            fingerprints: FxHashMap::default(),
+            fingerprints: Arc::default(),
+            view_version: 0,
             color: std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
             editor: None,
             readonly: false,
@@ -122,32 +126,54 @@ impl App {
 
     /// [`Self::apply_snapshot`] with the evaluation already done, off the UI's thread.
     pub fn apply_world(&mut self, world: World, now: Instant) {
+        let prepared = view::prepare(self.view_request(world));
+        drop(self.take_view(prepared, now));
+    }
+
+    /// What preparing `world` for the screen needs, for the view worker.
+    pub fn view_request(&self, world: World) -> view::Request {
+        view::Request {
+            world,
+            previous: self.world.clone(),
+            previous_prints: Arc::clone(&self.fingerprints),
+            params: ViewParams {
+                namespace: self.namespace.clone(),
+                collapsed: self.collapsed.clone(),
+                filter: self.filter.clone(),
+                version: self.view_version,
+            },
+        }
+    }
+
+    /// Takes in a prepared read: swaps it in, keeps the selection on the same object
+    /// (wherever it moved), and marks what changed. Returns what the screen let go of, to
+    /// be freed elsewhere. Rows prepared with an older view are flattened again.
+    pub fn take_view(&mut self, prepared: Prepared, now: Instant) -> Box<dyn Send> {
         let selected = self.selected_row().map(|row| row.id.clone());
         // Marks mean "changed since you looked": a source's first read changes nothing.
-        let edited = self
-            .world
-            .as_ref()
-            .filter(|_| !world.snapshot.first)
-            .map(|before| edited_clients(before, &world));
-        if edited.is_none() {
+        if prepared.world.snapshot.first {
             self.changed.clear();
         }
-        self.world = Some(world);
-        self.rebuild();
-        let fingerprints = self.fingerprint_nodes();
-        if let Some(edited) = edited {
-            for (id, print) in &fingerprints {
-                let edited_client =
-                    matches!(id, NodeId::Client(_, client) if edited.contains(client));
-                if edited_client || self.fingerprints.get(id) != Some(print) {
-                    self.changed.insert(id.clone(), now + CHANGE_MARK);
-                }
-            }
+        let until = now + CHANGE_MARK;
+        self.changed
+            .extend(prepared.changed.into_iter().map(|id| (id, until)));
+        let retired = Box::new((
+            std::mem::replace(&mut self.nodes, prepared.nodes),
+            std::mem::replace(&mut self.rows, prepared.rows),
+            self.world.replace(prepared.world),
+            std::mem::replace(&mut self.fingerprints, prepared.fingerprints),
+        ));
+        if prepared.params.namespace != self.namespace {
+            self.rebuild();
+        } else if prepared.params.version == self.view_version {
+            self.selected = self.selected.min(self.rows.len().saturating_sub(1));
+        } else {
+            self.reflatten();
         }
-        self.fingerprints = fingerprints;
         if let Some(id) = selected {
             self.select(&id);
         }
+        retired
     }
 
     /// Forgets change marks that have had their time.
@@ -417,10 +443,13 @@ impl App {
             .as_ref()
             .map(|world| tree::build(world, self.namespace.as_deref()))
             .unwrap_or_default();
+        // Compared with the next read: the nodes of this namespace, not the last one's.
+        self.fingerprints = Arc::new(view::fingerprint(&self.nodes));
         self.reflatten();
     }
 
     fn reflatten(&mut self) {
+        self.view_version += 1;
         self.rows = match &self.world {
             Some(world) => tree::flatten(&self.nodes, &self.collapsed, &self.filter, world),
             None => Vec::new(),
@@ -452,42 +481,6 @@ impl App {
             }
         }
     }
-
-    /// What each node shows at a glance: a node is marked when this changes.
-    fn fingerprint_nodes(&self) -> FxHashMap<NodeId, (State, Counts)> {
-        let mut prints = FxHashMap::default();
-        let mut stack: Vec<&Node> = self.nodes.iter().collect();
-        while let Some(node) = stack.pop() {
-            prints.insert(node.id.clone(), (node.state, node.counts));
-            stack.extend(&node.children);
-        }
-        prints
-    }
-}
-
-/// Clients whose spec, status or evaluation differ between two worlds (new ones included).
-fn edited_clients(before: &World, after: &World) -> FxHashSet<ObjectRef> {
-    let earlier: FxHashMap<&ObjectRef, usize> = before
-        .evaluations
-        .iter()
-        .enumerate()
-        .map(|(index, evaluation)| (&evaluation.client, index))
-        .collect();
-    let clients = &after.inventory().clients;
-    after
-        .evaluations
-        .iter()
-        .enumerate()
-        .filter(|(index, evaluation)| {
-            earlier.get(&evaluation.client).is_none_or(|&old| {
-                let (old_client, new_client) = (&before.inventory().clients[old], &clients[*index]);
-                old_client.spec != new_client.spec
-                    || old_client.status != new_client.status
-                    || before.evaluations[old] != **evaluation
-            })
-        })
-        .map(|(_, evaluation)| evaluation.client.clone())
-        .collect()
 }
 
 /// The ids from the top of the tree down to the first node `wanted` accepts.

@@ -2,7 +2,7 @@
 //! sent whenever something changed — no polling. A kind the user may not watch, or a
 //! cluster that cannot be reached, becomes a problem on screen and is retried.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use futures::{StreamExt, stream};
@@ -106,7 +106,7 @@ pub fn watch(
             namespaces_stream,
         ]);
         let mut problems: BTreeMap<&'static str, String> = BTreeMap::new();
-        let mut settled: std::collections::BTreeSet<&'static str> = Default::default();
+        let mut settled: BTreeSet<&'static str> = BTreeSet::default();
         let mut first = true;
         let mut dirty = false;
         let mut tick = tokio::time::interval(COALESCE);
