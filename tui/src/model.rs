@@ -66,6 +66,58 @@ impl Snapshot {
     }
 }
 
+/// Every client a user may list on a cluster, whatever namespace the dashboard shows: what
+/// a policy edit is planned against. RBAC may hide some namespaces; they are named, never
+/// silently counted as unaffected.
+#[derive(Clone, Debug, Default)]
+pub struct Reach {
+    pub clients: Vec<AuthClient>,
+    /// Whether the clients were listed cluster-wide (every namespace at once).
+    pub cluster_wide: bool,
+    /// The namespaces whose clients were listed one by one, when not cluster-wide.
+    pub listed: Vec<String>,
+    /// Namespaces whose clients the user may not list.
+    pub hidden: Vec<String>,
+    /// Whether the user may not list namespaces either: then other namespaces may hold
+    /// clients nobody could name.
+    pub namespaces_unknown: bool,
+    pub read_at: DateTime<Local>,
+}
+
+impl Reach {
+    /// Whether some clients the policy may govern could not be seen.
+    pub fn is_partial(&self) -> bool {
+        !self.cluster_wide && (!self.hidden.is_empty() || self.namespaces_unknown)
+    }
+
+    /// What the plan covers, in one sentence.
+    pub fn describe(&self) -> String {
+        let clients = self.clients.len();
+        if self.cluster_wide {
+            return format!("Planned against every client in the cluster ({clients}).");
+        }
+        let listed = self.listed.len();
+        if self.namespaces_unknown {
+            return format!(
+                "Planned against {clients} clients of {} only: namespaces cannot be listed (RBAC), so other namespaces may hold clients this plan cannot see.",
+                self.listed.join(", ")
+            );
+        }
+        if self.hidden.is_empty() {
+            return format!(
+                "Planned against every client of the {listed} namespaces ({clients} clients)."
+            );
+        }
+        let hidden = self.hidden.len();
+        format!(
+            "{hidden} namespace{} hidden by RBAC ({}): clients there are not in this plan, affected or not. Planned against {clients} clients of {listed} of {} namespaces.",
+            if hidden == 1 { "" } else { "s" },
+            self.hidden.join(", "),
+            listed + hidden
+        )
+    }
+}
+
 /// A snapshot with every client evaluated.
 #[derive(Clone, Debug)]
 pub struct World {

@@ -107,7 +107,7 @@ fn read_cluster(context: &str) -> Result<Inventory, Vec<String>> {
         .map_err(|error| vec![error.to_string()])?;
     runtime.block_on(async {
         let connection = cluster::connect(Some(context)).await.map_err(|e| vec![e])?;
-        let (inventory, warnings) = cluster::list_inventory(connection.client)
+        let (inventory, _, warnings) = cluster::list_inventory(connection.client)
             .await
             .map_err(|e| vec![e])?;
         for warning in warnings {

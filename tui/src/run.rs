@@ -19,7 +19,7 @@ use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 use crate::app::{App, Effect, Message};
 use crate::editor::commit::{self, CommitError};
 use crate::editor::{CommitRequest, CommitTarget, PlanRequest, PlanResult};
-use crate::model::{Snapshot, SourceKind};
+use crate::model::{Reach, Snapshot, SourceKind};
 use crate::source::{SourceEvent, cluster, folder};
 use crate::ui;
 use crate::view::{self, Job};
@@ -163,6 +163,7 @@ struct Background<'a> {
     plans: std::sync::mpsc::Sender<PlanRequest>,
     views: std::sync::mpsc::Sender<Job>,
     commits_done: UnboundedSender<Result<String, CommitError>>,
+    reaches_done: UnboundedSender<(Result<Reach, String>, Option<CommitRequest>)>,
 }
 
 impl Background<'_> {
@@ -175,6 +176,20 @@ impl Background<'_> {
                 let _ = self.plans.send(request);
             }
             Effect::Commit(request) => spawn_commit(request, self.commits_done.clone()),
+            Effect::ReadReach {
+                context,
+                hints,
+                commit,
+            } => {
+                let done = self.reaches_done.clone();
+                tokio::spawn(async move {
+                    let reach = match cluster::connect(Some(&context)).await {
+                        Ok(connection) => cluster::read_reach(connection.client, &hints).await,
+                        Err(problem) => Err(problem),
+                    };
+                    let _ = done.send((reach, commit));
+                });
+            }
             Effect::SwitchContext(new_context) => {
                 self.context = Some(new_context.clone());
                 app.source = SourceKind::Cluster {
@@ -234,6 +249,7 @@ async fn event_loop(
     let (plans, mut plans_made) = planner_worker();
     let (views, mut views_prepared) = view::worker();
     let (commits_done, mut commit_results) = unbounded_channel();
+    let (reaches_done, mut reaches) = unbounded_channel();
     let mut background = Background {
         source,
         context: match source {
@@ -245,6 +261,7 @@ async fn event_loop(
         plans,
         views,
         commits_done,
+        reaches_done,
     };
     let mut redraw = true;
     loop {
@@ -279,6 +296,7 @@ async fn event_loop(
                 app.commit_finished(result);
                 Some(Effect::None)
             },
+            Some((reach, commit)) = reaches.recv() => Some(app.reach_read(reach, commit)),
             _ = tick.tick() => app.expire_marks(Instant::now()).then_some(Effect::None),
             _ = tokio::signal::ctrl_c() => Some(Effect::Quit),
             _ = terminate.recv() => Some(Effect::Quit),

@@ -28,10 +28,15 @@ fn workspace() -> (tempfile::TempDir, App) {
     (dir, app)
 }
 
+/// Opens the editor on the policy; its first preview is asked of the planner's worker,
+/// and planned here as the worker would.
 fn open_web_apps_policy(app: &mut App) {
     select(app, "web-apps-policy");
-    assert_eq!(app.handle_key(key(KeyCode::Char('e'))), Effect::None);
+    let Effect::Plan(request) = app.handle_key(key(KeyCode::Char('e'))) else {
+        panic!("opening the editor asks for a first preview");
+    };
     assert_eq!(app.mode, Mode::Editor);
+    app.plan_ready(request.plan());
 }
 
 fn editor(app: &mut App) -> &mut Editor {

@@ -1,18 +1,26 @@
 //! The app's side of the policy editor: opening it on a policy, passing keys, plans and
 //! commit results, and re-planning when the objects changed since the preview.
+//!
+//! On a cluster the preview covers every client the user may list, not only the namespace
+//! on screen: opening the editor reads them all (off the UI's thread), and so does a
+//! commit, first, so that what is committed is what was previewed.
+
+use std::sync::Arc;
 
 use crossterm::event::KeyEvent;
-use nauthera_shared::impact::Planner;
 use nauthera_shared::resources::ObjectRef;
 
 use super::{App, Effect, Message, Mode};
 use crate::editor::commit::CommitError;
-use crate::editor::{CommitRequest, CommitTarget, Editor, EditorEffect, PlanResult};
-use crate::model::{SourceKind, World};
+use crate::editor::{
+    CommitRequest, CommitTarget, Editor, EditorEffect, PlanBasis, PlanResult, Scope,
+};
+use crate::model::{Reach, SourceKind, World};
 use crate::tree::Target;
 
 impl App {
-    /// Opens the editor on the selected policy, with a first preview.
+    /// Opens the editor on the selected policy and asks for its first preview: on a
+    /// cluster, once the clients of every namespace are read.
     pub(super) fn open_editor(&mut self) -> Effect {
         let (Some(world), Some(row)) = (&self.world, self.selected_row()) else {
             return Effect::None;
@@ -27,13 +35,49 @@ impl App {
         match editor_for(world, index, &self.source) {
             Ok(mut editor) => {
                 editor.readonly = self.readonly;
-                editor.plan_now();
+                let effect = match self.read_reach(None) {
+                    Effect::None => Effect::Plan(editor.plan_request()),
+                    read => read,
+                };
                 self.editor = Some(editor);
                 self.mode = Mode::Editor;
+                effect
             }
-            Err(text) => self.message = Some(Message { text, error: true }),
+            Err(text) => {
+                self.message = Some(Message { text, error: true });
+                Effect::None
+            }
         }
-        Effect::None
+    }
+
+    /// On a cluster: read every client the user may list, then carry on (`commit`).
+    fn read_reach(&self, commit: Option<CommitRequest>) -> Effect {
+        let (SourceKind::Cluster { context }, Some(world)) = (&self.source, &self.world) else {
+            return Effect::None;
+        };
+        // Where to look when namespaces cannot be listed: the namespace on screen and
+        // those of the servers, policies and clients read.
+        let inventory = world.inventory();
+        let mut hints: Vec<String> = inventory
+            .servers
+            .iter()
+            .map(|server| ObjectRef::of(server).namespace)
+            .chain(
+                inventory
+                    .policies
+                    .iter()
+                    .map(|p| ObjectRef::of(p).namespace),
+            )
+            .chain(world.evaluations.iter().map(|e| e.client.namespace.clone()))
+            .chain(self.namespace.clone())
+            .collect();
+        hints.sort();
+        hints.dedup();
+        Effect::ReadReach {
+            context: context.clone(),
+            hints,
+            commit,
+        }
     }
 
     pub(super) fn editor_key(&mut self, key: KeyEvent) -> Effect {
@@ -53,39 +97,86 @@ impl App {
         }
     }
 
-    /// Commits only what was previewed: if the objects changed since the preview, re-plan
-    /// against them and ask again.
+    /// Commits only what was previewed: on a cluster, every namespace is read again
+    /// first; in a folder, a newer read is planned against. If the plan changed, it is
+    /// shown and the user asked again.
     fn confirm_commit(&mut self, request: CommitRequest) -> Effect {
-        if self.replan_if_changed() {
+        if let CommitTarget::Cluster { .. } = request.target {
+            if let Some(editor) = &mut self.editor {
+                editor.message = Some(Message {
+                    text: "reading every namespace again before committing…".to_owned(),
+                    error: false,
+                });
+            }
+            return self.read_reach(Some(request));
+        }
+        let scope = self.editor.as_ref().map(|e| e.basis.scope.clone());
+        if let Some(scope) = scope
+            && self.replan(scope)
+        {
             return Effect::None;
         }
         Effect::Commit(request)
     }
 
-    /// Re-plans against the current objects when they are newer than the editor's
-    /// preview; returns whether the plan changed (and says so).
-    fn replan_if_changed(&mut self) -> bool {
+    /// The clients of every namespace, read for the editor (`commit`: then commit, unless
+    /// the plan changed).
+    pub fn reach_read(
+        &mut self,
+        reach: Result<Reach, String>,
+        commit: Option<CommitRequest>,
+    ) -> Effect {
+        let scope = match reach {
+            Ok(reach) => Scope::Reached(Arc::new(reach)),
+            Err(problem) => Scope::Unreached(problem),
+        };
+        match commit {
+            None => {
+                let (Some(editor), Some(world)) = (&mut self.editor, &self.world) else {
+                    return Effect::None;
+                };
+                let (request, _) = editor.rebase(PlanBasis::new(Arc::clone(world), scope));
+                Effect::Plan(request)
+            }
+            Some(mut request) => {
+                if self.replan(scope) {
+                    return Effect::None;
+                }
+                let Some(editor) = &mut self.editor else {
+                    return Effect::None;
+                };
+                editor.message = None;
+                request.target = editor.target.clone();
+                Effect::Commit(request)
+            }
+        }
+    }
+
+    /// Re-plans against the current read and `scope`, here and now; returns whether the
+    /// plan, or the policy being replaced, changed since the preview (and says so).
+    fn replan(&mut self, scope: Scope) -> bool {
         let (Some(editor), Some(world)) = (&mut self.editor, &self.world) else {
             return false;
         };
-        if world.snapshot.read_at <= editor.read_at {
+        let unchanged_read = Arc::ptr_eq(&editor.basis.world, world);
+        if unchanged_read && !matches!(scope, Scope::Reached(_) | Scope::Unreached(_)) {
             return false;
         }
         let previous = editor.preview.plan.clone();
-        editor.rebase(
-            Planner::new(world.inventory().clone()),
-            world.snapshot.read_at,
-        );
+        let (_, moved) = editor.rebase(PlanBasis::new(Arc::clone(world), scope));
         editor.plan_now();
-        if editor.preview.plan == previous {
+        let text = if moved {
+            format!(
+                "{} changed on the cluster since the preview: your text would replace that version — re-planned; review it, then ctrl-s again",
+                editor.policy
+            )
+        } else if editor.preview.plan != previous {
+            "the objects changed since the preview: re-planned — review it, then ctrl-s again"
+                .to_owned()
+        } else {
             return false;
-        }
-        editor.message = Some(Message {
-            text:
-                "the objects changed since the preview: re-planned — review it, then ctrl-s again"
-                    .to_owned(),
-            error: true,
-        });
+        };
+        editor.message = Some(Message { text, error: true });
         true
     }
 
@@ -105,12 +196,10 @@ impl App {
                 self.message = Some(Message { text, error: false });
             }
             Err(CommitError::Conflict(text)) => {
-                // Force a re-plan against what is there now, whatever its time says.
+                // Re-plan against what is there now, whatever its time says.
                 if let (Some(editor), Some(world)) = (&mut self.editor, &self.world) {
-                    editor.rebase(
-                        Planner::new(world.inventory().clone()),
-                        world.snapshot.read_at,
-                    );
+                    let scope = editor.basis.scope.clone();
+                    editor.rebase(PlanBasis::new(Arc::clone(world), scope));
                     editor.plan_now();
                     editor.commit_failed(text);
                 }
@@ -126,10 +215,10 @@ impl App {
 
 /// An editor on policy `index` of `world`: the document as written in its file (comments
 /// included), or the object as the cluster has it.
-fn editor_for(world: &World, index: usize, source: &SourceKind) -> Result<Editor, String> {
+fn editor_for(world: &Arc<World>, index: usize, source: &SourceKind) -> Result<Editor, String> {
     let policy = &world.inventory().policies[index];
     let reference = ObjectRef::of(policy);
-    let (text, target) = match source {
+    let (text, target, scope) = match source {
         SourceKind::Folder(_) => {
             let origin = world
                 .snapshot
@@ -146,7 +235,7 @@ fn editor_for(world: &World, index: usize, source: &SourceKind) -> Result<Editor
                 document: origin.document,
                 opened: document.clone(),
             };
-            (document, target)
+            (document, target, Scope::Read)
         }
         SourceKind::Cluster { context } => {
             let mut object = policy.clone();
@@ -161,15 +250,14 @@ fn editor_for(world: &World, index: usize, source: &SourceKind) -> Result<Editor
                 context: context.clone(),
                 resource_version,
             };
-            (text, target)
+            (text, target, Scope::Reading)
         }
     };
     Ok(Editor::new(
         reference,
         &text,
         target,
-        Planner::new(world.inventory().clone()),
+        PlanBasis::new(Arc::clone(world), scope),
         source.to_string(),
-        world.snapshot.read_at,
     ))
 }

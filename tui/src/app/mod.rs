@@ -52,6 +52,15 @@ pub enum Effect {
     Plan(PlanRequest),
     /// Commit the editor's text, off the UI's thread.
     Commit(CommitRequest),
+    /// Read every client the user may list on the cluster of `context` (a policy edit
+    /// reaches them all, whatever namespace is on screen), then pass them to
+    /// [`App::reach_read`] with `commit`. `hints`: where to look when namespaces cannot be
+    /// listed.
+    ReadReach {
+        context: String,
+        hints: Vec<String>,
+        commit: Option<CommitRequest>,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

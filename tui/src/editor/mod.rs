@@ -6,16 +6,18 @@
 pub mod commit;
 
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use chrono::{DateTime, Local};
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use nauthera_shared::Inventory;
 use nauthera_shared::impact::{Plan, Planner, ProposalError};
-use nauthera_shared::resources::ObjectRef;
+use nauthera_shared::resources::{AuthPolicy, ObjectRef};
 use ratatui::style::{Modifier, Style};
 use ratatui_textarea::TextArea;
 
 use crate::app::Message;
+use crate::model::{Reach, World};
 
 /// Where a commit goes.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -35,13 +37,92 @@ pub enum CommitTarget {
     },
 }
 
+/// Which clients a preview covers.
+#[derive(Clone, Debug)]
+pub enum Scope {
+    /// Every client the read holds (a folder).
+    Read,
+    /// On a cluster, the clients of every namespace the user may list are being read.
+    Reading,
+    /// On a cluster: every client the user may list, wherever the view is.
+    Reached(Arc<Reach>),
+    /// Reading them failed: the preview covers only the clients on screen.
+    Unreached(String),
+}
+
+/// What a preview is planned against: a read of the source and the clients in scope. The
+/// planner is set up on first use, by whichever thread plans first (the planner's worker).
+#[derive(Debug)]
+pub struct PlanBasis {
+    pub world: Arc<World>,
+    pub scope: Scope,
+    planner: OnceLock<Planner>,
+}
+
+impl PlanBasis {
+    pub fn new(world: Arc<World>, scope: Scope) -> Self {
+        Self {
+            world,
+            scope,
+            planner: OnceLock::new(),
+        }
+    }
+
+    /// The objects planned against: the read's servers, policies and namespaces, and the
+    /// clients in scope.
+    pub fn inventory(&self) -> Inventory {
+        let read = self.world.inventory();
+        match &self.scope {
+            Scope::Reached(reach) => Inventory {
+                servers: read.servers.clone(),
+                policies: read.policies.clone(),
+                clients: reach.clients.clone(),
+                namespaces: read.namespaces.clone(),
+            },
+            Scope::Read | Scope::Reading | Scope::Unreached(_) => read.clone(),
+        }
+    }
+
+    pub fn planner(&self) -> &Planner {
+        self.planner.get_or_init(|| Planner::new(self.inventory()))
+    }
+
+    /// The policy as this read has it.
+    pub fn policy(&self, reference: &ObjectRef) -> Option<&AuthPolicy> {
+        self.world
+            .inventory()
+            .policies
+            .iter()
+            .find(|policy| &ObjectRef::of(*policy) == reference)
+    }
+
+    /// What the preview covers, in a sentence, and whether it is a warning (some clients
+    /// it may reach could not be seen). `None` for a folder: it covers the folder.
+    pub fn coverage(&self) -> Option<(String, bool)> {
+        match &self.scope {
+            Scope::Read => None,
+            Scope::Reading => Some((
+                "Reading the clients of every namespace you may list…".to_owned(),
+                false,
+            )),
+            Scope::Reached(reach) => Some((reach.describe(), reach.is_partial())),
+            Scope::Unreached(problem) => Some((
+                format!(
+                    "Could not read the clients of every namespace ({problem}): planned against the clients on screen only."
+                ),
+                true,
+            )),
+        }
+    }
+}
+
 /// What the worker is asked to plan.
 #[derive(Clone, Debug)]
 pub struct PlanRequest {
     pub revision: u64,
     pub text: String,
     pub original: ObjectRef,
-    pub planner: Arc<Planner>,
+    pub basis: Arc<PlanBasis>,
 }
 
 /// Two requests are the same when they plan the same text of the same revision.
@@ -58,7 +139,10 @@ impl PlanRequest {
     pub fn plan(&self) -> PlanResult {
         PlanResult {
             revision: self.revision,
-            outcome: self.planner.plan_text(Some(&self.original), &self.text),
+            outcome: self
+                .basis
+                .planner()
+                .plan_text(Some(&self.original), &self.text),
         }
     }
 }
@@ -110,10 +194,10 @@ pub struct Editor {
     pub target: CommitTarget,
     pub textarea: TextArea<'static>,
     opened_text: String,
-    planner: Arc<Planner>,
-    /// What the preview is based on, for the banner: source and when it was read.
+    /// What the preview is planned against.
+    pub basis: Arc<PlanBasis>,
+    /// The source, for the banner.
     pub source: String,
-    pub read_at: DateTime<Local>,
     pub preview: Preview,
     /// The affected client whose reasons or settings are shown.
     pub selected: usize,
@@ -128,9 +212,8 @@ impl Editor {
         policy: ObjectRef,
         text: &str,
         target: CommitTarget,
-        planner: Planner,
+        basis: PlanBasis,
         source: String,
-        read_at: DateTime<Local>,
     ) -> Self {
         let mut textarea = TextArea::new(text.lines().map(str::to_owned).collect());
         textarea.set_tab_length(2);
@@ -143,9 +226,8 @@ impl Editor {
             target,
             textarea,
             opened_text: text.to_owned(),
-            planner: Arc::new(planner),
+            basis: Arc::new(basis),
             source,
-            read_at,
             preview: Preview {
                 stale: true,
                 ..Preview::default()
@@ -175,8 +257,13 @@ impl Editor {
             revision: self.revision,
             text: self.text(),
             original: self.policy.clone(),
-            planner: Arc::clone(&self.planner),
+            basis: Arc::clone(&self.basis),
         }
+    }
+
+    /// When the objects the preview is based on were read.
+    pub fn read_at(&self) -> DateTime<Local> {
+        self.basis.world.snapshot.read_at
     }
 
     /// Plans here and now (tests, and the first preview when the editor opens).
@@ -211,12 +298,27 @@ impl Editor {
         self.selected = self.selected.min(affected.saturating_sub(1));
     }
 
-    /// Replaces the snapshot the preview is computed against (the source changed while
-    /// editing), and asks for a new plan.
-    pub fn rebase(&mut self, planner: Planner, read_at: DateTime<Local>) -> PlanRequest {
-        self.planner = Arc::new(planner);
-        self.read_at = read_at;
-        self.changed()
+    /// Replaces what the preview is planned against (the source changed while editing, or
+    /// every namespace was read), and asks for a new plan. On a cluster, the commit's guard
+    /// moves to the policy's resourceVersion in the new read, so what is committed replaces
+    /// what was previewed; returns whether that version moved (someone else changed the
+    /// policy meanwhile).
+    pub fn rebase(&mut self, basis: PlanBasis) -> (PlanRequest, bool) {
+        let mut moved = false;
+        if let CommitTarget::Cluster {
+            resource_version, ..
+        } = &mut self.target
+        {
+            let current = basis
+                .policy(&self.policy)
+                .and_then(|policy| policy.metadata.resource_version.clone());
+            if current.is_some() && current != *resource_version {
+                moved = true;
+                *resource_version = current;
+            }
+        }
+        self.basis = Arc::new(basis);
+        (self.changed(), moved)
     }
 
     fn changed(&mut self) -> PlanRequest {
@@ -283,7 +385,10 @@ impl Editor {
             );
         } else if let Some(first) = self.preview.errors.first() {
             self.message = error(format!("fix the text before committing: {first}"));
-        } else if self.preview.stale || self.preview.plan.is_none() {
+        } else if self.preview.stale
+            || self.preview.plan.is_none()
+            || matches!(self.basis.scope, Scope::Reading)
+        {
             self.message =
                 error("the preview is being computed; commit once it is current".to_owned());
         } else if !self.is_modified() {

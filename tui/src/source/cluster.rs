@@ -7,18 +7,19 @@ use std::time::Duration;
 
 use futures::{StreamExt, stream};
 use k8s_openapi::api::core::v1::Namespace;
+use kube::api::ListParams;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Config, Resource};
 use nauthera_shared::Inventory;
-use nauthera_shared::resources::{AuthClient, AuthPolicy, AuthServer};
+use nauthera_shared::resources::{AuthClient, AuthPolicy, AuthServer, ObjectRef};
 use serde::de::DeserializeOwned;
 use tokio::sync::mpsc::UnboundedSender;
 use tokio::task::JoinHandle;
 
 use super::SourceEvent;
-use crate::model::Snapshot;
+use crate::model::{Reach, Snapshot};
 
 /// Changes are gathered for this long before a snapshot is sent, so a burst of events
 /// (the initial list, an operator updating many statuses) costs one redraw.
@@ -205,22 +206,90 @@ fn describe_api(plural: &str, verb: &str, error: &kube::Error) -> String {
     }
 }
 
-/// Reads every server, policy, client and namespace once, for a preview. Namespaces the
-/// user may not list are a warning (trust by namespace labels cannot be judged), the rest
-/// an error.
-pub async fn list_inventory(client: Client) -> Result<(Inventory, Vec<String>), String> {
-    async fn all<K>(client: &Client, plural: &str) -> Result<Vec<K>, String>
-    where
-        K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug,
-    {
-        Api::<K>::all(client.clone())
-            .list(&kube::api::ListParams::default())
-            .await
-            .map(|list| list.items)
-            .map_err(|error| describe_api(plural, "list", &error))
+/// At most this many namespaces are listed at once when clients cannot be listed
+/// cluster-wide.
+const PARALLEL_LISTS: usize = 8;
+
+/// Lists every client the user may see, wherever it lives: cluster-wide when allowed, else
+/// namespace by namespace, naming the namespaces RBAC hides. `hints` are namespaces to try
+/// when namespaces themselves cannot be listed (the one on screen, the servers' and
+/// policies').
+pub async fn read_reach(client: Client, hints: &[String]) -> Result<Reach, String> {
+    let read_at = chrono::Local::now();
+    let everywhere: Api<AuthClient> = Api::all(client.clone());
+    match everywhere.list(&ListParams::default()).await {
+        Ok(list) => {
+            return Ok(Reach {
+                clients: list.items,
+                cluster_wide: true,
+                read_at,
+                ..Reach::default()
+            });
+        }
+        Err(kube::Error::Api(response)) if response.code == 403 => {}
+        Err(error) => return Err(describe_api("authclients", "list", &error)),
     }
+    let (namespaces, namespaces_unknown) = match list_all::<Namespace>(&client, "namespaces").await
+    {
+        Ok(namespaces) => (
+            namespaces
+                .into_iter()
+                .filter_map(|namespace| namespace.metadata.name)
+                .collect::<BTreeSet<String>>(),
+            false,
+        ),
+        Err(_) => (hints.iter().cloned().collect(), true),
+    };
+    let lists = stream::iter(namespaces)
+        .map(|namespace| {
+            let api: Api<AuthClient> = Api::namespaced(client.clone(), &namespace);
+            async move {
+                let listed = api.list(&ListParams::default()).await;
+                (namespace, listed)
+            }
+        })
+        .buffer_unordered(PARALLEL_LISTS)
+        .collect::<Vec<_>>()
+        .await;
+    let mut reach = Reach {
+        namespaces_unknown,
+        read_at,
+        ..Reach::default()
+    };
+    for (namespace, listed) in lists {
+        match listed {
+            Ok(list) => {
+                reach.clients.extend(list.items);
+                reach.listed.push(namespace);
+            }
+            Err(kube::Error::Api(response)) if response.code == 403 => {
+                reach.hidden.push(namespace);
+            }
+            Err(error) => return Err(describe_api("authclients", "list", &error)),
+        }
+    }
+    reach.listed.sort();
+    reach.hidden.sort();
+    Ok(reach)
+}
+
+async fn list_all<K>(client: &Client, plural: &str) -> Result<Vec<K>, String>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug,
+{
+    Api::<K>::all(client.clone())
+        .list(&ListParams::default())
+        .await
+        .map(|list| list.items)
+        .map_err(|error| describe_api(plural, "list", &error))
+}
+
+/// Reads every server, policy, namespace and the clients the user may see once, for a
+/// preview. Namespaces the user may not list, or whose clients are hidden, are warnings
+/// (the preview says what it could not see); the rest an error.
+pub async fn list_inventory(client: Client) -> Result<(Inventory, Reach, Vec<String>), String> {
     let mut warnings = Vec::new();
-    let namespaces = match all::<Namespace>(&client, "namespaces").await {
+    let namespaces = match list_all::<Namespace>(&client, "namespaces").await {
         Ok(namespaces) => namespaces
             .into_iter()
             .filter_map(|ns| Some((ns.metadata.name?, ns.metadata.labels.unwrap_or_default())))
@@ -232,13 +301,28 @@ pub async fn list_inventory(client: Client) -> Result<(Inventory, Vec<String>), 
             BTreeMap::new()
         }
     };
+    let servers: Vec<AuthServer> = list_all(&client, "authservers").await?;
+    let policies: Vec<AuthPolicy> = list_all(&client, "authpolicies").await?;
+    let hints: Vec<String> = servers
+        .iter()
+        .map(|server| ObjectRef::of(server).namespace)
+        .chain(
+            policies
+                .iter()
+                .map(|policy| ObjectRef::of(policy).namespace),
+        )
+        .collect();
+    let mut reach = read_reach(client, &hints).await?;
+    if reach.is_partial() {
+        warnings.push(reach.describe());
+    }
     let inventory = Inventory {
-        servers: all(&client, "authservers").await?,
-        policies: all(&client, "authpolicies").await?,
-        clients: all(&client, "authclients").await?,
+        servers,
+        policies,
+        clients: std::mem::take(&mut reach.clients),
         namespaces,
     };
-    Ok((inventory, warnings))
+    Ok((inventory, reach, warnings))
 }
 
 fn snapshot_of(

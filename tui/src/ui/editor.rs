@@ -54,7 +54,7 @@ fn banner_line(editor: &Editor, theme: Theme) -> Line<'static> {
         Span::raw(format!(
             " preview against {} read at {}",
             editor.source,
-            editor.read_at.format("%H:%M:%S")
+            editor.read_at().format("%H:%M:%S")
         )),
     ];
     if editor.readonly {
@@ -80,9 +80,16 @@ fn impact(frame: &mut Frame, area: Rect, editor: &Editor, theme: Theme) {
             theme.error(),
         )));
     }
+    let coverage = editor.basis.coverage().map(|(text, warning)| {
+        if warning {
+            Line::from(Span::styled(format!("⚠ {text}"), theme.error()))
+        } else {
+            Line::from(Span::styled(text, theme.dim()))
+        }
+    });
     let Some(plan) = &preview.plan else {
         if lines.is_empty() {
-            lines.push(Line::from(Span::styled("Planning…", theme.dim())));
+            lines.push(coverage.unwrap_or_else(|| Line::styled("Planning…", theme.dim())));
         }
         frame.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }), inner);
         return;
@@ -96,6 +103,7 @@ fn impact(frame: &mut Frame, area: Rect, editor: &Editor, theme: Theme) {
         plan.summary.to_string(),
         summary_style,
     )));
+    lines.extend(coverage);
     lines.push(Line::default());
     for (index, client) in plan.clients.iter().enumerate() {
         let mut line = Line::from(vec![
@@ -217,6 +225,10 @@ fn confirm_commit(frame: &mut Frame, area: Rect, editor: &Editor, theme: Theme) 
         Line::default(),
         Line::from(destination),
     ];
+    if let Some((text, true)) = editor.basis.coverage() {
+        lines.push(Line::default());
+        lines.push(Line::from(Span::styled(format!("⚠ {text}"), theme.error())));
+    }
     if breaks {
         lines.push(Line::default());
         lines.push(Line::from(Span::styled(
