@@ -6,6 +6,7 @@ use std::fmt;
 use std::path::PathBuf;
 
 use chrono::{DateTime, Local};
+use k8s_openapi::jiff::Timestamp;
 use nauthera_shared::Inventory;
 use nauthera_shared::manifests::Origin;
 use nauthera_shared::policy::{Compliance, Evaluation, Evaluator, Standing};
@@ -64,6 +65,29 @@ impl Snapshot {
             && inventory.policies.is_empty()
             && inventory.clients.is_empty()
     }
+}
+
+/// A Kubernetes Event about an object, as `kubectl describe` lists it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ObjectEvent {
+    /// `Normal` or `Warning`.
+    pub type_: String,
+    pub reason: String,
+    /// The component that reported it (`nauthera-operator`).
+    pub from: String,
+    pub message: String,
+    /// How many times it happened (1 for a single event).
+    pub count: i32,
+    pub first: Option<Timestamp>,
+    pub last: Option<Timestamp>,
+}
+
+/// The recent Events about one object, or why they cannot be read (RBAC).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ObjectEvents {
+    pub object: ObjectRef,
+    /// Oldest first, as `kubectl describe` lists them.
+    pub events: Result<Vec<ObjectEvent>, String>,
 }
 
 /// Every client a user may list on a cluster, whatever namespace the dashboard shows: what

@@ -19,10 +19,12 @@ use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 use crate::app::{App, Effect, Message};
 use crate::editor::commit::{self, CommitError};
 use crate::editor::{CommitRequest, CommitTarget, PlanRequest, PlanResult};
-use crate::model::{Reach, Snapshot, SourceKind};
-use crate::source::{SourceEvent, cluster, folder};
+use crate::model::{ObjectEvents, Reach, Snapshot, SourceKind};
+use crate::source::{SourceEvent, cluster, events, folder};
 use crate::ui;
 use crate::view::{self, Job};
+use k8s_openapi::jiff::Timestamp;
+use nauthera_shared::resources::ObjectRef;
 
 /// How often change marks are checked for expiry.
 const TICK: Duration = Duration::from_millis(250);
@@ -164,9 +166,32 @@ struct Background<'a> {
     views: std::sync::mpsc::Sender<Job>,
     commits_done: UnboundedSender<Result<String, CommitError>>,
     reaches_done: UnboundedSender<(Result<Reach, String>, Option<CommitRequest>)>,
+    /// The client whose Events are watched, and the watch.
+    events_for: Option<(ObjectRef, tokio::task::JoinHandle<()>)>,
+    events_read: UnboundedSender<ObjectEvents>,
 }
 
 impl Background<'_> {
+    /// Watches the Events of the client the app wants (the selected one), and only it.
+    fn follow_events(&mut self, app: &mut App) {
+        let wanted = app.events_wanted();
+        if self.events_for.as_ref().map(|(object, _)| object) == wanted.as_ref() {
+            return;
+        }
+        if let Some((_, watch)) = self.events_for.take() {
+            watch.abort();
+        }
+        app.events = None;
+        self.events_for = wanted.map(|object| {
+            let watch = events::watch(
+                self.context.clone(),
+                object.clone(),
+                self.events_read.clone(),
+            );
+            (object, watch)
+        });
+    }
+
     /// Carries out what the app asked for; returns whether to quit.
     fn carry_out(&mut self, effect: Effect, app: &mut App) -> bool {
         match effect {
@@ -192,6 +217,9 @@ impl Background<'_> {
             }
             Effect::SwitchContext(new_context) => {
                 self.context = Some(new_context.clone());
+                if let Some((_, watch)) = self.events_for.take() {
+                    watch.abort();
+                }
                 app.source = SourceKind::Cluster {
                     context: new_context,
                 };
@@ -250,6 +278,7 @@ async fn event_loop(
     let (views, mut views_prepared) = view::worker();
     let (commits_done, mut commit_results) = unbounded_channel();
     let (reaches_done, mut reaches) = unbounded_channel();
+    let (events_read, mut events_received) = unbounded_channel();
     let mut background = Background {
         source,
         context: match source {
@@ -262,6 +291,8 @@ async fn event_loop(
         views,
         commits_done,
         reaches_done,
+        events_for: None,
+        events_read,
     };
     let mut redraw = true;
     loop {
@@ -297,7 +328,15 @@ async fn event_loop(
                 Some(Effect::None)
             },
             Some((reach, commit)) = reaches.recv() => Some(app.reach_read(reach, commit)),
-            _ = tick.tick() => app.expire_marks(Instant::now()).then_some(Effect::None),
+            Some(read) = events_received.recv() => {
+                app.events_read(read);
+                Some(Effect::None)
+            },
+            _ = tick.tick() => {
+                let expired = app.expire_marks(Instant::now());
+                let ticked = app.set_now(Timestamp::now());
+                (expired || ticked).then_some(Effect::None)
+            },
             _ = tokio::signal::ctrl_c() => Some(Effect::Quit),
             _ = terminate.recv() => Some(Effect::Quit),
         };
@@ -306,6 +345,7 @@ async fn event_loop(
             if background.carry_out(effect, app) {
                 return Ok(());
             }
+            background.follow_events(app);
         }
     }
 }

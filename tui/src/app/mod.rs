@@ -10,9 +10,11 @@ use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use crate::editor::{CommitRequest, Editor, PlanRequest};
 use crate::filter::Filter;
 use crate::keys::{Command, command_for};
-use crate::model::{Snapshot, SourceKind, World};
+use crate::model::{ObjectEvents, Snapshot, SourceKind, World};
 use crate::tree::{self, Node, NodeId, Row, Target};
 use crate::view::{self, Fingerprints, Prepared, ViewParams};
+use k8s_openapi::jiff::Timestamp;
+use nauthera_shared::resources::ObjectRef;
 
 mod editing;
 
@@ -97,6 +99,10 @@ pub struct App {
     pub editor: Option<Editor>,
     /// `--readonly`: browse and preview, never commit.
     pub readonly: bool,
+    /// The Kubernetes Events of the selected client (a cluster only).
+    pub events: Option<ObjectEvents>,
+    /// The time ages are shown against; kept by the event loop's tick.
+    pub now: Timestamp,
 }
 
 impl App {
@@ -120,6 +126,8 @@ impl App {
             color: std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
             editor: None,
             readonly: false,
+            events: None,
+            now: Timestamp::now(),
         }
     }
 
@@ -183,6 +191,34 @@ impl App {
             self.select(&id);
         }
         retired
+    }
+
+    /// The client whose Events the detail pane shows: the selected one, on a cluster.
+    pub fn events_wanted(&self) -> Option<ObjectRef> {
+        let SourceKind::Cluster { .. } = self.source else {
+            return None;
+        };
+        match self.selected_row()?.target {
+            Target::Client(index) => self
+                .world
+                .as_ref()
+                .map(|world| world.evaluations[index].client.clone()),
+            _ => None,
+        }
+    }
+
+    /// Events arrived; kept if they are still about the selected client.
+    pub fn events_read(&mut self, events: ObjectEvents) {
+        if self.events_wanted().as_ref() == Some(&events.object) {
+            self.events = Some(events);
+        }
+    }
+
+    /// Moves the clock ages are shown against; returns whether a shown second changed.
+    pub fn set_now(&mut self, now: Timestamp) -> bool {
+        let changed = now.as_second() != self.now.as_second();
+        self.now = now;
+        changed
     }
 
     /// Forgets change marks that have had their time.

@@ -175,7 +175,7 @@ where
 }
 
 /// A watch error in the words a user can act on.
-fn describe(plural: &str, error: &watcher::Error) -> String {
+pub(crate) fn describe(plural: &str, error: &watcher::Error) -> String {
     match error {
         watcher::Error::InitialListFailed(error) | watcher::Error::WatchStartFailed(error) => {
             let text = describe_api(plural, "watch", error);

@@ -3,6 +3,7 @@
 //! waits on it.
 
 pub mod cluster;
+pub mod events;
 pub mod folder;
 
 use crate::model::World;

@@ -10,12 +10,13 @@ use ratatui::style::Style;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Paragraph, Wrap};
 
+use k8s_openapi::jiff::Timestamp;
 use nauthera_shared::policy::{EffectiveSettings, default_secret_name};
-use nauthera_shared::resources::{Condition, ObjectRef};
+use nauthera_shared::resources::{AuthClient, AuthServer, Condition, ObjectRef};
 
 use super::Theme;
 use crate::app::App;
-use crate::model::{Counts, World};
+use crate::model::{Counts, ObjectEvents, World};
 use crate::tree::{Group, Row, Target};
 
 pub fn draw(frame: &mut Frame, area: Rect, app: &App, theme: Theme) {
@@ -46,9 +47,9 @@ fn lines(world: &World, row: &Row, app: &App, theme: Theme) -> Vec<Line<'static>
         theme,
     };
     match row.target {
-        Target::Client(index) => client(&mut out, world, index),
+        Target::Client(index) => client(&mut out, world, index, app),
         Target::Policy(index) => policy(&mut out, world, index, app),
-        Target::Server(index) => server(&mut out, world, index),
+        Target::Server(index) => server(&mut out, world, index, app.now),
         Target::Group(group) => group_detail(&mut out, world, group, row),
     }
     out.lines
@@ -93,7 +94,7 @@ impl Lines {
     }
 }
 
-fn client(out: &mut Lines, world: &World, index: usize) {
+fn client(out: &mut Lines, world: &World, index: usize, app: &App) {
     let client = &world.inventory().clients[index];
     let evaluation = &world.evaluations[index];
     let state = world.client_state(index);
@@ -109,15 +110,25 @@ fn client(out: &mut Lines, world: &World, index: usize) {
     }
     out.field("Server", evaluation.server.to_string());
     out.field("Policies", names(&evaluation.governing));
-    let secret = client.spec.secret_name.clone().unwrap_or_else(|| {
-        default_secret_name(client.metadata.name.as_deref().unwrap_or_default())
-    });
+    // The operator's record first: it names the Secret it wrote.
+    let secret = client
+        .status
+        .as_ref()
+        .and_then(|s| s.client_secret_ref.as_ref())
+        .map(|secret| secret.name.clone())
+        .or_else(|| client.spec.secret_name.clone())
+        .unwrap_or_else(|| {
+            default_secret_name(client.metadata.name.as_deref().unwrap_or_default())
+        });
     out.field("Secret", format!("{secret} (values never shown)"));
     if let Some(id) = client.status.as_ref().and_then(|s| s.client_id.clone()) {
-        out.field("Client ID", id);
+        out.field("Client ID", format!("{id} (at the provider)"));
+    }
+    if world.snapshot.live {
+        out.field("Reconciled", reconciled(client, app.now));
     }
     if let Some(status) = &client.status {
-        conditions(out, &status.conditions);
+        conditions(out, &status.conditions, app.now);
     }
     if !evaluation.violations.is_empty() {
         out.section("Violations");
@@ -143,6 +154,108 @@ fn client(out: &mut Lines, world: &World, index: usize) {
     if let Some(effective) = &evaluation.effective {
         out.section("Effective settings");
         effective_settings(out, effective);
+    }
+    if world.snapshot.live {
+        events(out, app.events.as_ref(), app.now);
+    }
+}
+
+/// Which generation the operator last reported on, and when it last wrote the status (the
+/// time the API server recorded for that write in `managedFields`).
+fn reconciled(client: &AuthClient, now: Timestamp) -> String {
+    let Some(status) = &client.status else {
+        return "not yet: the operator has not reported on this client".to_owned();
+    };
+    let generation = client.metadata.generation;
+    let mut text = match (status.observed_generation, generation) {
+        (Some(observed), Some(current)) if observed >= current => {
+            format!("generation {observed} (current)")
+        }
+        (Some(observed), Some(current)) => {
+            format!("generation {observed} of {current} (the operator is behind)")
+        }
+        (Some(observed), None) => format!("generation {observed}"),
+        (None, _) => "no generation reported".to_owned(),
+    };
+    let written = client
+        .metadata
+        .managed_fields
+        .iter()
+        .flatten()
+        .filter(|entry| entry.subresource.as_deref() == Some("status"))
+        .filter_map(|entry| Some((entry.time.as_ref()?.0, entry.manager.clone())))
+        .max_by_key(|(time, _)| *time);
+    if let Some((time, manager)) = written {
+        let _ = write!(text, " · status written {} ago", age(time, now));
+        if let Some(manager) = manager {
+            let _ = write!(text, " by {manager}");
+        }
+    }
+    text
+}
+
+/// The client's recent Events, as `kubectl describe` lists them; a forbidden read says so.
+fn events(out: &mut Lines, events: Option<&ObjectEvents>, now: Timestamp) {
+    out.section("Events");
+    let Some(events) = events else {
+        out.text("reading…", out.theme.dim());
+        return;
+    };
+    match &events.events {
+        Err(problem) => out.text(problem.clone(), out.theme.error()),
+        Ok(recent) if recent.is_empty() => out.text(
+            "none (Kubernetes keeps Events for an hour by default)",
+            out.theme.dim(),
+        ),
+        Ok(recent) => {
+            for event in recent {
+                let when = match (event.last, event.first) {
+                    (Some(last), Some(first)) if event.count > 1 => format!(
+                        "{} (x{} over {})",
+                        age(last, now),
+                        event.count,
+                        age(first, now)
+                    ),
+                    (Some(last), _) => age(last, now),
+                    (None, _) => "?".to_owned(),
+                };
+                let style = if event.type_ == "Warning" {
+                    out.theme.state(crate::model::State::Audit)
+                } else {
+                    Style::new()
+                };
+                out.text(
+                    format!("{} {} · {when} · {}", event.type_, event.reason, event.from),
+                    style,
+                );
+                if !event.message.is_empty() {
+                    out.text(format!("  {}", event.message), out.theme.dim());
+                }
+            }
+        }
+    }
+}
+
+/// How long ago `since` was, the way kubectl prints ages (`45s`, `5m10s`, `3h`, `2d4h`).
+pub fn age(since: Timestamp, now: Timestamp) -> String {
+    let seconds = (now.as_second() - since.as_second()).max(0);
+    let (minutes, hours, days) = (seconds / 60, seconds / 3600, seconds / 86_400);
+    // A remainder of zero is left out, as kubectl does (`3d`, not `3d0h`).
+    let and = |whole: String, rest: i64, unit: &str| {
+        if rest == 0 {
+            whole
+        } else {
+            format!("{whole}{rest}{unit}")
+        }
+    };
+    match seconds {
+        s if s < 120 => format!("{s}s"),
+        s if s < 600 => and(format!("{minutes}m"), s % 60, "s"),
+        s if s < 3 * 3600 => format!("{minutes}m"),
+        s if s < 8 * 3600 => and(format!("{hours}h"), minutes % 60, "m"),
+        s if s < 48 * 3600 => format!("{hours}h"),
+        s if s < 8 * 86_400 => and(format!("{days}d"), hours % 24, "h"),
+        _ => format!("{days}d"),
     }
 }
 
@@ -178,7 +291,7 @@ fn effective_settings(out: &mut Lines, settings: &EffectiveSettings) {
     );
 }
 
-fn conditions(out: &mut Lines, conditions: &[Condition]) {
+fn conditions(out: &mut Lines, conditions: &[Condition], now: Timestamp) {
     if conditions.is_empty() {
         return;
     }
@@ -188,6 +301,7 @@ fn conditions(out: &mut Lines, conditions: &[Condition]) {
         if !condition.reason.is_empty() {
             let _ = write!(text, " · {}", condition.reason);
         }
+        let _ = write!(text, " · {}", age(condition.last_transition_time.0, now));
         out.text(text, Style::new());
         if !condition.message.is_empty() {
             out.text(format!("  {}", condition.message), out.theme.dim());
@@ -255,7 +369,7 @@ fn policy(out: &mut Lines, world: &World, index: usize, app: &App) {
     }
 }
 
-fn server(out: &mut Lines, world: &World, index: usize) {
+fn server(out: &mut Lines, world: &World, index: usize, now: Timestamp) {
     let server = &world.inventory().servers[index];
     let reference = ObjectRef::of(server);
     out.title("AuthServer", reference.to_string());
@@ -264,19 +378,7 @@ fn server(out: &mut Lines, world: &World, index: usize) {
         "Provider",
         format!("{:?}", server.spec.provider.provider_type),
     );
-    let reachability = match (&server.status, world.snapshot.live) {
-        (_, false) => "not checked (read from a folder)".to_owned(),
-        (None, true) => "unknown: the operator has not reported yet".to_owned(),
-        (Some(status), true) => status
-            .conditions
-            .iter()
-            .find(|c| c.type_ == "ProviderReachable")
-            .map_or_else(
-                || "unknown".to_owned(),
-                |c| format!("{} {}: {}", c.type_, c.status, c.message),
-            ),
-    };
-    out.field("Reachability", reachability);
+    provider_health(out, server, world.snapshot.live, now);
     let Some(compiled) = world.evaluator.server(&reference) else {
         return;
     };
@@ -336,8 +438,56 @@ fn server(out: &mut Lines, world: &World, index: usize) {
             out.text(error.to_string(), out.theme.error());
         }
     }
+    if let Some(status) = &server.status {
+        conditions(out, &status.conditions, now);
+    }
     out.section("Spec");
     yaml_block(out, &server.spec);
+}
+
+/// Whether the operator reaches the provider, since when, and how fast it answered.
+fn provider_health(out: &mut Lines, server: &AuthServer, live: bool, now: Timestamp) {
+    let theme = out.theme;
+    let status = match (&server.status, live) {
+        (_, false) => {
+            out.field("Reachability", "not checked (read from a folder)");
+            return;
+        }
+        (None, true) => {
+            out.field("Reachability", "unknown: the operator has not reported yet");
+            return;
+        }
+        (Some(status), true) => status,
+    };
+    match status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "ProviderReachable")
+    {
+        Some(condition) => {
+            let (words, state) = match condition.status.as_str() {
+                "True" => ("✔ reachable", crate::model::State::Compliant),
+                "False" => ("‼ unreachable", crate::model::State::Error),
+                _ => ("◌ unknown", crate::model::State::Pending),
+            };
+            out.styled_field(
+                "Reachability",
+                format!("{words} for {}", age(condition.last_transition_time.0, now)),
+                theme.state(state),
+            );
+        }
+        None => out.field("Reachability", "unknown: not reported"),
+    }
+    out.field(
+        "Latency",
+        status.provider_latency_ms.map_or_else(
+            || "not reported".to_owned(),
+            |ms| format!("{ms} ms (discovery document)"),
+        ),
+    );
+    if let Some(endpoint) = &status.registration_endpoint {
+        out.field("Registration", endpoint.clone());
+    }
 }
 
 fn group_detail(out: &mut Lines, world: &World, group: Group, row: &Row) {
@@ -395,4 +545,28 @@ fn names(references: &[ObjectRef]) -> String {
         .map(ToString::to_string)
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::age;
+    use k8s_openapi::jiff::Timestamp;
+
+    #[test]
+    fn ages_read_like_kubectl() {
+        let now = Timestamp::from_second(1_000_000).unwrap();
+        let ago = |seconds: i64| age(Timestamp::from_second(1_000_000 - seconds).unwrap(), now);
+        assert_eq!(ago(0), "0s");
+        assert_eq!(ago(119), "119s");
+        assert_eq!(ago(310), "5m10s");
+        assert_eq!(ago(45 * 60), "45m");
+        assert_eq!(ago(5 * 3600 + 120), "5h2m");
+        assert_eq!(ago(30 * 3600), "30h");
+        assert_eq!(ago(3 * 86_400 + 4 * 3600), "3d4h");
+        assert_eq!(ago(3 * 86_400), "3d");
+        assert_eq!(ago(300), "5m");
+        assert_eq!(ago(4 * 3600), "4h");
+        assert_eq!(ago(40 * 86_400), "40d");
+        assert_eq!(ago(-5), "0s", "a clock a little behind the server's");
+    }
 }
