@@ -14,16 +14,20 @@ use crate::policy::{
     CompiledPolicy, CompiledServer, Evaluation, Evaluator, PreparedClient, SettingChange,
     Violation, setting_changes,
 };
-use crate::resources::{AuthPolicy, ObjectRef};
+use crate::resources::{AuthPolicy, ObjectRef, labels_of};
 use crate::yaml_location::locate;
 
-/// What a policy edit does to one client.
+/// What a policy edit (or a whole proposed state) does to one client.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 pub enum ImpactKind {
     /// Provisionable now, not after the edit (`-`).
     Breaks,
+    /// A client the proposed state adds, which would be refused (`x`).
+    AddedRefused,
     /// Not provisionable now, provisionable after the edit (`+`).
     Fixes,
+    /// A client the proposed state adds, which would be provisioned (`*`).
+    Added,
     /// Provisionable before and after, with different settings or policies (`~`).
     Changes,
     /// Not provisionable before or after, for different reasons (`!`).
@@ -37,7 +41,9 @@ impl ImpactKind {
     pub const fn symbol(self) -> char {
         match self {
             Self::Breaks => '-',
+            Self::AddedRefused => 'x',
             Self::Fixes => '+',
+            Self::Added => '*',
             Self::Changes => '~',
             Self::ReasonsChange => '!',
             Self::Unaffected => ' ',
@@ -67,6 +73,18 @@ pub struct Summary {
     pub changes: usize,
     pub reasons_change: usize,
     pub unaffected: usize,
+    /// New clients that would be provisioned (whole proposed states only).
+    pub added: usize,
+    /// New clients that would be refused (whole proposed states only).
+    pub added_refused: usize,
+}
+
+impl Summary {
+    /// Whether any client would not be provisionable: one that breaks, or a new one that
+    /// would be refused. A CI gate fails on this.
+    pub fn refuses_any(&self) -> bool {
+        self.breaks > 0 || self.added_refused > 0
+    }
 }
 
 impl fmt::Display for Summary {
@@ -97,6 +115,15 @@ impl fmt::Display for Summary {
                 verb(self.reasons_change, "stays", "stay")
             )?;
         }
+        let new = self.added + self.added_refused;
+        if new > 0 {
+            write!(
+                f,
+                ", {new} new {} ({} refused)",
+                verb(new, "client", "clients"),
+                self.added_refused
+            )?;
+        }
         write!(f, ", {} unaffected.", self.unaffected)
     }
 }
@@ -114,8 +141,199 @@ pub struct Plan {
 impl Plan {
     /// Whether any client would stop being provisionable (a CI gate fails on this).
     pub fn breaks_any(&self) -> bool {
-        self.summary.breaks > 0
+        self.summary.refuses_any()
     }
+}
+
+/// What a proposed state does to one object.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub enum Change {
+    Added,
+    Changed,
+    Removed,
+}
+
+impl Change {
+    /// `+`, `~`, `-`, as `terraform plan` draws them.
+    pub const fn symbol(self) -> char {
+        match self {
+            Self::Added => '+',
+            Self::Changed => '~',
+            Self::Removed => '-',
+        }
+    }
+}
+
+/// An object a proposed state adds, changes or removes.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct ObjectChange {
+    /// `AuthServer`, `AuthPolicy`, `AuthClient` or `Namespace` (its labels).
+    pub kind: &'static str,
+    pub object: ObjectRef,
+    pub change: Change,
+}
+
+impl fmt::Display for ObjectChange {
+    /// `~ AuthPolicy security/web-apps-policy`; a namespace is named alone.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let name = if self.kind == "Namespace" {
+            self.object.name.clone()
+        } else {
+            self.object.to_string()
+        };
+        write!(f, "{} {} {name}", self.change.symbol(), self.kind)
+    }
+}
+
+/// The plan of a whole proposed state against the current one (a pull request that
+/// touches several files): every object it adds, changes or removes, and what that does
+/// to every client, new ones included.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct StatePlan {
+    /// Servers first, then policies, clients and namespaces, each by name.
+    pub changes: Vec<ObjectChange>,
+    /// Affected clients only, the refused ones first, then by kind and name.
+    pub clients: Vec<ClientImpact>,
+    pub summary: Summary,
+}
+
+impl StatePlan {
+    /// Whether any client would not be provisionable (a CI gate fails on this).
+    pub fn refuses_any(&self) -> bool {
+        self.summary.refuses_any()
+    }
+}
+
+/// Plans a whole proposed state: what `proposed` does, compared with `current`, to every
+/// client. A changed server (its `policySelector`, its `allowedNamespaces`), policy,
+/// client or namespace label moves clients as the operator would; a client removed is
+/// listed among the changes, a client added is judged as the operator would judge it.
+pub fn plan_states(current: &Inventory, proposed: &Inventory) -> StatePlan {
+    let before: FxHashMap<ObjectRef, Evaluation> = current
+        .evaluate_all()
+        .into_iter()
+        .map(|evaluation| (evaluation.client.clone(), evaluation))
+        .collect();
+    let mut clients = Vec::new();
+    let mut summary = Summary::default();
+    for after in proposed.evaluate_all() {
+        let impact = match before.get(&after.client) {
+            Some(before) => compare(before, &after),
+            None => ClientImpact {
+                client: after.client.clone(),
+                kind: if after.compliance.is_provisionable() {
+                    ImpactKind::Added
+                } else {
+                    ImpactKind::AddedRefused
+                },
+                changes: Vec::new(),
+                new_violations: after.violations,
+                resolved_violations: Vec::new(),
+            },
+        };
+        let count = match impact.kind {
+            ImpactKind::Breaks => &mut summary.breaks,
+            ImpactKind::AddedRefused => &mut summary.added_refused,
+            ImpactKind::Fixes => &mut summary.fixes,
+            ImpactKind::Added => &mut summary.added,
+            ImpactKind::Changes => &mut summary.changes,
+            ImpactKind::ReasonsChange => &mut summary.reasons_change,
+            ImpactKind::Unaffected => &mut summary.unaffected,
+        };
+        *count += 1;
+        if impact.kind != ImpactKind::Unaffected {
+            clients.push(impact);
+        }
+    }
+    clients.sort_by(|a, b| (a.kind, &a.client).cmp(&(b.kind, &b.client)));
+    let mut changes = Vec::new();
+    changes.extend(object_changes(
+        "AuthServer",
+        &current.servers,
+        &proposed.servers,
+        |old, new| old.spec == new.spec,
+    ));
+    changes.extend(object_changes(
+        "AuthPolicy",
+        &current.policies,
+        &proposed.policies,
+        |old, new| old.spec == new.spec && labels_of(old) == labels_of(new),
+    ));
+    changes.extend(object_changes(
+        "AuthClient",
+        &current.clients,
+        &proposed.clients,
+        |old, new| old.spec == new.spec && labels_of(old) == labels_of(new),
+    ));
+    changes.extend(namespace_changes(&current.namespaces, &proposed.namespaces));
+    StatePlan {
+        changes,
+        clients,
+        summary,
+    }
+}
+
+/// The objects of one kind added, removed, or changed (not `same`), by name.
+fn object_changes<K: kube::Resource>(
+    kind: &'static str,
+    current: &[K],
+    proposed: &[K],
+    same: impl Fn(&K, &K) -> bool,
+) -> Vec<ObjectChange> {
+    let before: BTreeMap<ObjectRef, &K> = current.iter().map(|o| (ObjectRef::of(o), o)).collect();
+    let after: BTreeMap<ObjectRef, &K> = proposed.iter().map(|o| (ObjectRef::of(o), o)).collect();
+    let mut changes: Vec<ObjectChange> = after
+        .iter()
+        .filter_map(|(object, new)| {
+            let change = match before.get(object) {
+                None => Change::Added,
+                Some(old) if !same(old, new) => Change::Changed,
+                Some(_) => return None,
+            };
+            Some(ObjectChange {
+                kind,
+                object: object.clone(),
+                change,
+            })
+        })
+        .collect();
+    changes.extend(
+        before
+            .keys()
+            .filter(|object| !after.contains_key(*object))
+            .map(|object| ObjectChange {
+                kind,
+                object: object.clone(),
+                change: Change::Removed,
+            }),
+    );
+    changes.sort();
+    changes
+}
+
+/// Namespaces whose labels a proposed state adds, changes or removes.
+fn namespace_changes(
+    current: &BTreeMap<String, BTreeMap<String, String>>,
+    proposed: &BTreeMap<String, BTreeMap<String, String>>,
+) -> Vec<ObjectChange> {
+    let names: std::collections::BTreeSet<&String> =
+        current.keys().chain(proposed.keys()).collect();
+    names
+        .into_iter()
+        .filter_map(|name| {
+            let change = match (current.get(name), proposed.get(name)) {
+                (None, Some(_)) => Change::Added,
+                (Some(_), None) => Change::Removed,
+                (Some(old), Some(new)) if old != new => Change::Changed,
+                _ => return None,
+            };
+            Some(ObjectChange {
+                kind: "Namespace",
+                object: ObjectRef::new("", name.clone()),
+                change,
+            })
+        })
+        .collect()
 }
 
 /// A problem in the proposed policy text, at a line and column (1-based).
@@ -330,7 +548,8 @@ impl Planner {
                 ImpactKind::Fixes => 1,
                 ImpactKind::Changes => 2,
                 ImpactKind::ReasonsChange => 3,
-                ImpactKind::Unaffected => continue,
+                // A policy edit adds no client.
+                ImpactKind::AddedRefused | ImpactKind::Added | ImpactKind::Unaffected => continue,
             };
             buckets[bucket].push(impact);
         }
@@ -345,6 +564,7 @@ impl Planner {
                 - fixes.len()
                 - changes.len()
                 - reasons_change.len(),
+            ..Summary::default()
         };
         let mut clients = breaks;
         clients.extend(fixes);

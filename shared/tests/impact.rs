@@ -1,7 +1,9 @@
 //! The impact engine: what an edited policy does to each client, and how bad text is reported.
 
 use nauthera_shared::fixtures::{client, inventory, server};
-use nauthera_shared::impact::{ImpactKind, Planner, ProposalError, parse_proposed_policy};
+use nauthera_shared::impact::{
+    ImpactKind, Planner, ProposalError, StatePlan, parse_proposed_policy, plan_states,
+};
 use nauthera_shared::resources::ObjectRef;
 
 const WEB: &str = "redirectUris: [https://app.example.com/callback]";
@@ -277,4 +279,138 @@ fn a_leading_document_shifts_field_locations() {
     let text = format!("# a comment\n---\n{}", web_policy_text("openid", "1d"));
     let errors = parse_proposed_policy(&text).unwrap_err();
     assert_eq!((errors[0].line, errors[0].column), (10, 5), "{}", errors[0]);
+}
+
+/// The current world of [`planner`], as a whole state.
+fn current_state() -> nauthera_shared::Inventory {
+    planner().inventory().clone()
+}
+
+fn impacts(plan: &StatePlan) -> Vec<(String, ImpactKind)> {
+    plan.clients
+        .iter()
+        .map(|c| (c.client.to_string(), c.kind))
+        .collect()
+}
+
+#[test]
+fn a_whole_state_with_a_server_selecting_a_policy_moves_its_clients() {
+    // The other server starts selecting the web policy: its client is governed, and
+    // compliant, for the first time.
+    let current = current_state();
+    let mut proposed = current.clone();
+    proposed.servers[1] = server("other", "");
+    let plan = plan_states(&current, &proposed);
+    assert_eq!(
+        plan.changes
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>(),
+        ["~ AuthServer security/other"]
+    );
+    assert_eq!(
+        impacts(&plan),
+        [("other/elsewhere".to_owned(), ImpactKind::Fixes)]
+    );
+    assert_eq!(plan.summary.unaffected, 3);
+    assert!(!plan.refuses_any());
+}
+
+#[test]
+fn a_whole_state_that_narrows_trust_breaks_the_clients_of_the_namespaces_left_out() {
+    let current = current_state();
+    let mut proposed = current.clone();
+    proposed.servers[0] = server("server", "allowedNamespaces: {from: Same}");
+    let plan = plan_states(&current, &proposed);
+    assert_eq!(
+        impacts(&plan),
+        [
+            ("team/basic".to_owned(), ImpactKind::Breaks),
+            ("team/reader".to_owned(), ImpactKind::Breaks),
+            ("team/writer".to_owned(), ImpactKind::ReasonsChange),
+        ]
+    );
+    assert!(
+        plan.clients[0].new_violations[0].message.starts_with(
+            "namespace \"team\" is not allowed to register clients on AuthServer security/server"
+        ),
+        "{:?}",
+        plan.clients[0].new_violations
+    );
+    assert!(plan.refuses_any());
+}
+
+#[test]
+fn a_whole_state_judges_new_clients_and_lists_removed_ones() {
+    let current = current_state();
+    let mut proposed = current.clone();
+    proposed
+        .clients
+        .retain(|c| c.metadata.name.as_deref() != Some("basic"));
+    proposed.clients.push(client(
+        "team",
+        "new-reader",
+        "",
+        &format!("{WEB}\nscopes: [openid, 'api:read']"),
+    ));
+    proposed.clients.push(client(
+        "team",
+        "new-admin",
+        "",
+        &format!("{WEB}\nscopes: [openid, 'api:admin']"),
+    ));
+    let plan = plan_states(&current, &proposed);
+    assert_eq!(
+        impacts(&plan),
+        [
+            ("team/new-admin".to_owned(), ImpactKind::AddedRefused),
+            ("team/new-reader".to_owned(), ImpactKind::Added),
+        ]
+    );
+    assert_eq!(
+        plan.clients[0].new_violations[0].to_string(),
+        r#"spec.scopes[1]: scope "api:admin" is not allowed by policy security/web (allowedScopes: openid, email, api:read)"#
+    );
+    assert_eq!(
+        plan.changes
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>(),
+        [
+            "- AuthClient team/basic",
+            "+ AuthClient team/new-admin",
+            "+ AuthClient team/new-reader"
+        ]
+    );
+    assert_eq!(
+        plan.summary.to_string(),
+        "Plan: 0 clients become non-compliant, 0 change settings, 0 become compliant, 2 new clients (1 refused), 3 unaffected."
+    );
+    assert!(
+        plan.refuses_any(),
+        "a new client that would be refused fails the gate"
+    );
+}
+
+#[test]
+fn a_whole_state_with_a_namespace_label_changed_names_it() {
+    let mut current = current_state();
+    current.namespaces.insert(
+        "team".to_owned(),
+        [("tier".to_owned(), "a".to_owned())].into(),
+    );
+    let mut proposed = current.clone();
+    proposed.namespaces.insert(
+        "team".to_owned(),
+        [("tier".to_owned(), "b".to_owned())].into(),
+    );
+    let plan = plan_states(&current, &proposed);
+    assert_eq!(
+        plan.changes
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>(),
+        ["~ Namespace team"]
+    );
+    assert!(plan.clients.is_empty(), "no selector reads that label");
 }

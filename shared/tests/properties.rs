@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use nauthera_shared::Inventory;
-use nauthera_shared::impact::{ImpactKind, Planner, compare, parse_proposed_policy};
+use nauthera_shared::impact::{ImpactKind, Planner, compare, parse_proposed_policy, plan_states};
 use nauthera_shared::manifests::parse_documents;
 use nauthera_shared::policy::{Compliance, Standing};
 use nauthera_shared::resources::{
@@ -340,6 +340,25 @@ proptest! {
         let mut sorted = order.clone();
         sorted.sort();
         prop_assert_eq!(order, sorted, "a plan reads kind by kind, clients by name");
+    }
+
+    /// A whole proposed state that differs by one policy plans exactly what the planner
+    /// plans for that one edit.
+    #[test]
+    fn a_whole_state_plan_agrees_with_the_planner_on_one_policy(world in world(), which in any::<prop::sample::Index>(), replacement in policy_strategy(0)) {
+        let index = which.index(world.policies.len());
+        let original = ObjectRef::of(&world.policies[index]);
+        let mut proposed = replacement;
+        proposed.metadata.name = Some(original.name.clone());
+        let plan = Planner::new(world.clone()).plan(Some(&original), Some(&proposed));
+        let mut edited = world.clone();
+        edited.policies[index] = proposed;
+        let whole = plan_states(&world, &edited);
+        prop_assert_eq!(whole.summary, plan.summary);
+        let mut expected = plan.clients.clone();
+        expected.sort_by(|a, b| (a.kind, &a.client).cmp(&(b.kind, &b.client)));
+        prop_assert_eq!(whole.clients, expected);
+        prop_assert!(whole.changes.len() <= 1);
     }
 
     #[test]

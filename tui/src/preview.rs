@@ -111,7 +111,9 @@ fn markdown(plan: &Plan, basis: &Basis) -> String {
         for impact in &plan.clients {
             let verdict = match impact.kind {
                 ImpactKind::Breaks => "becomes non-compliant",
+                ImpactKind::AddedRefused => "new, would be refused",
                 ImpactKind::Fixes => "becomes compliant",
+                ImpactKind::Added => "new, would be provisioned",
                 ImpactKind::Changes => "changes settings",
                 ImpactKind::ReasonsChange => "stays non-compliant, for new reasons",
                 ImpactKind::Unaffected => "unaffected",

@@ -159,8 +159,8 @@ fn why(client: &ClientImpact, theme: Theme) -> Vec<Line<'static>> {
 
 fn kind_style(kind: ImpactKind, theme: Theme) -> Style {
     match kind {
-        ImpactKind::Breaks => theme.state(State::NonCompliant),
-        ImpactKind::Fixes => theme.state(State::Compliant),
+        ImpactKind::Breaks | ImpactKind::AddedRefused => theme.state(State::NonCompliant),
+        ImpactKind::Fixes | ImpactKind::Added => theme.state(State::Compliant),
         ImpactKind::Changes => theme.state(State::Audit),
         ImpactKind::ReasonsChange | ImpactKind::Unaffected => theme.dim(),
     }
