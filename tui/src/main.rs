@@ -19,7 +19,7 @@ use nauthera_tui::run::{Source, run};
 #[derive(Parser, Debug)]
 #[command(
     version,
-    after_help = "Examples:\n  nauthera-tui --manifests examples/      a folder, no cluster\n  nauthera-tui -A                         the current context, every namespace\n  nauthera-tui --context prod -n shop     one context, one namespace\n  nauthera-tui check examples/            the pull-request gate, no terminal UI"
+    after_help = "Examples:\n  nauthera-tui --manifests examples/      a folder, no cluster\n  nauthera-tui -A                         the current context, every namespace\n  nauthera-tui --context prod -n shop     one context, one namespace\n  nauthera-tui check examples/            the pull-request gate, no terminal UI\n  nauthera-tui preview --base ../main --head .   what a pull request does to every client"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -69,35 +69,59 @@ enum Command {
         #[arg(long, short, value_enum, default_value_t = Format::Text)]
         output: Format,
     },
-    /// Preview what a proposed AuthPolicy would do to every client, before it is applied.
+    /// Preview what a proposal would do to every client, before it is applied.
     ///
-    /// Reads the policy from FILE (one AuthPolicy document), the current objects from a
-    /// folder or a cluster, and lists the clients that would break (-), be fixed (+) or
-    /// change settings (~). Exits 0 when no client breaks, 1 when some client would become
-    /// non-compliant, 2 on errors (the `kubectl diff` convention).
+    /// A proposal is one or more AuthPolicy files (--policy, against a folder or a
+    /// cluster), or a whole proposed state (--base DIR --head DIR: e.g. a checkout of main
+    /// and one of a pull request's branch), where every changed, added or removed policy,
+    /// server, client and namespace label is planned at once. Lists the clients that would
+    /// break (-), be fixed (+), change settings (~), stay refused for new reasons (!), and
+    /// new clients that would be provisioned (*) or refused (x). Exits 0 when every client
+    /// stays provisionable, 1 when some client would become non-compliant or a new one
+    /// would be refused, 2 on errors (the `kubectl diff` convention).
     #[command(
-        after_help = "Examples:\n  nauthera-tui preview --policy web-apps-policy.yaml --manifests gitops/\n  nauthera-tui preview --policy web-apps-policy.yaml --context prod --output markdown > comment.md"
+        after_help = "Examples:\n  nauthera-tui preview --policy web-apps-policy.yaml --manifests gitops/\n  nauthera-tui preview --policy web-apps.yaml --policy pci-strict.yaml --context prod --output markdown > comment.md\n  git worktree add ../main main\n  nauthera-tui preview --base ../main --head . --output markdown > comment.md"
     )]
     Preview {
-        /// The proposed AuthPolicy.
-        #[arg(long, value_name = "FILE")]
-        policy: PathBuf,
+        /// A proposed AuthPolicy (one document): an edit of the policy of the same name, or
+        /// a new one. Give it several times to propose several policies at once.
+        #[arg(
+            long,
+            value_name = "FILE",
+            required_unless_present = "base",
+            requires = "current"
+        )]
+        policy: Vec<PathBuf>,
         #[command(flatten)]
-        source: PreviewSource,
+        current: PreviewSource,
+        /// The current state, as a folder of manifests (e.g. a checkout of main); with
+        /// --head.
+        #[arg(
+            long,
+            value_name = "DIR",
+            requires = "head",
+            conflicts_with_all = ["policy", "manifests", "context"]
+        )]
+        base: Option<PathBuf>,
+        /// The proposed state, as a folder of manifests (e.g. the pull request's branch);
+        /// with --base.
+        #[arg(long, value_name = "DIR", requires = "base")]
+        head: Option<PathBuf>,
         /// Output format.
         #[arg(long, short, value_enum, default_value_t = PreviewFormat::Text)]
         output: PreviewFormat,
     },
 }
 
-/// Where a preview reads the current objects from.
+/// Where a preview of policy files reads the current objects from.
 #[derive(clap::Args, Debug)]
-#[group(required = true, multiple = false)]
+#[group(id = "current", multiple = false)]
 struct PreviewSource {
-    /// A folder (or file) of manifests: the GitOps repository the policy belongs to.
+    /// A folder (or file) of manifests: the GitOps repository the policies belong to.
     #[arg(long, value_name = "DIR")]
     manifests: Option<PathBuf>,
-    /// A kubeconfig context: the cluster as it is now.
+    /// A kubeconfig context: the cluster as it is now (every namespace you may list; the
+    /// plan names those RBAC hides).
     #[arg(long, value_name = "NAME")]
     context: Option<String>,
 }
@@ -126,18 +150,28 @@ fn main() -> ExitCode {
         Some(Command::Check { dir, output }) => check::run(&dir, output),
         Some(Command::Preview {
             policy,
-            source,
+            current,
+            base,
+            head,
             output,
-        }) => preview_command::run(
-            &policy,
-            source.manifests.as_deref(),
-            source.context.as_deref(),
-            match output {
-                PreviewFormat::Text => PlanFormat::Text,
-                PreviewFormat::Markdown => PlanFormat::Markdown,
-                PreviewFormat::Json => PlanFormat::Json,
-            },
-        ),
+        }) => {
+            let request = match (&base, &head) {
+                (Some(base), Some(head)) => preview_command::Request::States { base, head },
+                _ => preview_command::Request::Policies {
+                    files: &policy,
+                    manifests: current.manifests.as_deref(),
+                    context: current.context.as_deref(),
+                },
+            };
+            preview_command::run(
+                &request,
+                match output {
+                    PreviewFormat::Text => PlanFormat::Text,
+                    PreviewFormat::Markdown => PlanFormat::Markdown,
+                    PreviewFormat::Json => PlanFormat::Json,
+                },
+            )
+        }
         None => match dashboard(cli) {
             Ok(()) => ExitCode::SUCCESS,
             Err(report) => {

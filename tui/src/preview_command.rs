@@ -1,34 +1,42 @@
-//! `nauthera-tui preview`: reads the proposed policy and the current objects, plans, and
-//! prints the plan. Exit codes in the `kubectl diff` tradition.
+//! `nauthera-tui preview`: reads the current objects and the proposal (policy files, or a
+//! whole proposed state), plans, and prints the plan. Exit codes in the `kubectl diff`
+//! tradition.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use chrono::Local;
 use nauthera_shared::Inventory;
-use nauthera_shared::impact::{Planner, parse_proposed_policy};
+use nauthera_shared::impact::{parse_proposed_policy, plan_states};
 use nauthera_shared::manifests::load_dir;
-use nauthera_shared::resources::ObjectRef;
-use nauthera_tui::preview::{Basis, Format, render};
+use nauthera_shared::resources::{AuthPolicy, ObjectRef};
+use nauthera_tui::preview::{Basis, Format, Proposal, ProposedPolicy, render};
 use nauthera_tui::source::cluster;
 
-const NO_CLIENT_BREAKS: u8 = 0;
-const SOME_CLIENT_BREAKS: u8 = 1;
+const NO_CLIENT_REFUSED: u8 = 0;
+const SOME_CLIENT_REFUSED: u8 = 1;
 const ERROR: u8 = 2;
 
-pub fn run(
-    policy: &Path,
-    manifests: Option<&Path>,
-    context: Option<&str>,
-    format: Format,
-) -> ExitCode {
-    match plan(policy, manifests, context, format) {
-        Ok((output, breaks)) => {
+/// What the command line asks to preview.
+pub enum Request<'a> {
+    /// Policy files, against a folder or a cluster.
+    Policies {
+        files: &'a [PathBuf],
+        manifests: Option<&'a Path>,
+        context: Option<&'a str>,
+    },
+    /// A whole proposed state against the current one, both folders.
+    States { base: &'a Path, head: &'a Path },
+}
+
+pub fn run(request: &Request, format: Format) -> ExitCode {
+    match plan(request, format) {
+        Ok((output, refuses)) => {
             print!("{output}");
-            ExitCode::from(if breaks {
-                SOME_CLIENT_BREAKS
+            ExitCode::from(if refuses {
+                SOME_CLIENT_REFUSED
             } else {
-                NO_CLIENT_BREAKS
+                NO_CLIENT_REFUSED
             })
         }
         Err(problems) => {
@@ -40,54 +48,133 @@ pub fn run(
     }
 }
 
-fn plan(
-    policy_file: &Path,
-    manifests: Option<&Path>,
-    context: Option<&str>,
-    format: Format,
-) -> Result<(String, bool), Vec<String>> {
-    let text = std::fs::read_to_string(policy_file)
-        .map_err(|error| vec![format!("{}: cannot read: {error}", policy_file.display())])?;
-    let proposed = parse_proposed_policy(&text).map_err(|errors| {
-        errors
-            .iter()
-            .map(|error| {
+fn plan(request: &Request, format: Format) -> Result<(String, bool), Vec<String>> {
+    let (current, proposed, basis) = match *request {
+        Request::Policies {
+            files,
+            manifests,
+            context,
+        } => {
+            let policies = read_policies(files)?;
+            let (current, source, warnings) = match (manifests, context) {
+                (Some(dir), _) => {
+                    let (inventory, warnings) = read_folder(dir, true)?;
+                    (inventory, format!("folder {}", dir.display()), warnings)
+                }
+                (None, Some(context)) => {
+                    let (inventory, warnings) = read_cluster(context)?;
+                    (inventory, format!("context {context}"), warnings)
+                }
+                (None, None) => {
+                    return Err(vec!["give --manifests DIR or --context NAME".to_owned()]);
+                }
+            };
+            let (proposed, proposal) = with_policies(&current, policies);
+            (current, proposed, basis(proposal, source, warnings))
+        }
+        Request::States { base, head } => {
+            let (current, mut warnings) = read_folder(base, true)?;
+            for warning in &mut warnings {
+                *warning = format!("in the current state: {warning}");
+            }
+            let (proposed, _) = read_folder(head, false)?;
+            let proposal = Proposal::State {
+                head: format!("folder {}", head.display()),
+            };
+            let source = format!("folder {}", base.display());
+            (current, proposed, basis(proposal, source, warnings))
+        }
+    };
+    let plan = plan_states(&current, &proposed);
+    Ok((render(&plan, &basis, format), plan.refuses_any()))
+}
+
+fn basis(proposal: Proposal, source: String, warnings: Vec<String>) -> Basis {
+    Basis {
+        proposal,
+        source,
+        read_at: Local::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, false),
+        warnings,
+    }
+}
+
+/// Each file holds one AuthPolicy; every problem of every file is reported, with file,
+/// line and column, and no policy may be proposed twice.
+fn read_policies(files: &[PathBuf]) -> Result<Vec<(AuthPolicy, &Path)>, Vec<String>> {
+    let mut policies: Vec<(AuthPolicy, &Path)> = Vec::new();
+    let mut problems = Vec::new();
+    for file in files {
+        let text = match std::fs::read_to_string(file) {
+            Ok(text) => text,
+            Err(error) => {
+                problems.push(format!("{}: cannot read: {error}", file.display()));
+                continue;
+            }
+        };
+        match parse_proposed_policy(&text) {
+            Ok(policy) => {
+                let reference = ObjectRef::of(&policy);
+                if let Some((_, first)) = policies
+                    .iter()
+                    .find(|(other, _)| ObjectRef::of(other) == reference)
+                {
+                    problems.push(format!(
+                        "{}: {reference} is already proposed by {}",
+                        file.display(),
+                        first.display()
+                    ));
+                }
+                policies.push((policy, file));
+            }
+            Err(errors) => problems.extend(errors.iter().map(|error| {
                 format!(
                     "{}:{}:{}: {}",
-                    policy_file.display(),
+                    file.display(),
                     error.line,
                     error.column,
                     error.message
                 )
-            })
-            .collect::<Vec<_>>()
-    })?;
-    let (inventory, source) = match (manifests, context) {
-        (Some(dir), _) => (read_folder(dir)?, format!("folder {}", dir.display())),
-        (None, Some(context)) => (read_cluster(context)?, format!("context {context}")),
-        (None, None) => return Err(vec!["give --manifests DIR or --context NAME".to_owned()]),
-    };
-    let reference = ObjectRef::of(&proposed);
-    let edit = inventory
-        .policies
-        .iter()
-        .any(|policy| ObjectRef::of(policy) == reference);
-    let planner = Planner::new(inventory);
-    let plan = planner.plan(edit.then_some(&reference), Some(&proposed));
-    let basis = Basis {
-        source,
-        read_at: Local::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, false),
-        edit,
-    };
-    Ok((render(&plan, &basis, format), plan.breaks_any()))
+            })),
+        }
+    }
+    if problems.is_empty() {
+        Ok(policies)
+    } else {
+        Err(problems)
+    }
 }
 
-/// The folder's objects; documents that cannot be read are warnings (the preview is of
-/// the rest), a folder with nothing to preview against is an error.
-fn read_folder(dir: &Path) -> Result<Inventory, Vec<String>> {
+/// The current state with each proposed policy in place of the one of the same name (an
+/// edit), or added (a new policy).
+fn with_policies(current: &Inventory, policies: Vec<(AuthPolicy, &Path)>) -> (Inventory, Proposal) {
+    let mut proposed = current.clone();
+    let mut each = Vec::new();
+    for (policy, _) in policies {
+        let reference = ObjectRef::of(&policy);
+        let existing = proposed
+            .policies
+            .iter()
+            .position(|p| ObjectRef::of(p) == reference);
+        each.push(ProposedPolicy {
+            policy: reference,
+            edit: existing.is_some(),
+        });
+        match existing {
+            Some(index) => proposed.policies[index] = policy,
+            None => proposed.policies.push(policy),
+        }
+    }
+    (proposed, Proposal::Policies(each))
+}
+
+/// A folder's objects. Documents that cannot be read are warnings when `lenient` (the
+/// current state: the preview is of the rest), errors otherwise (a proposed state must be
+/// readable); a folder with nothing to preview against is an error.
+fn read_folder(dir: &Path, lenient: bool) -> Result<(Inventory, Vec<String>), Vec<String>> {
     let loaded = load_dir(dir).map_err(|error| vec![error.to_string()])?;
-    for error in &loaded.errors {
-        eprintln!("warning: {error}");
+    let problems: Vec<String> = loaded.errors.iter().map(ToString::to_string).collect();
+    if !lenient && !problems.is_empty() {
+        return Err(problems);
     }
     let inventory = loaded.inventory;
     if inventory.servers.is_empty() && inventory.clients.is_empty() {
@@ -97,10 +184,12 @@ fn read_folder(dir: &Path) -> Result<Inventory, Vec<String>> {
             loaded.files
         )]);
     }
-    Ok(inventory)
+    Ok((inventory, problems))
 }
 
-fn read_cluster(context: &str) -> Result<Inventory, Vec<String>> {
+/// A cluster's objects; what RBAC hides (namespaces, their clients) is a warning the plan
+/// carries.
+fn read_cluster(context: &str) -> Result<(Inventory, Vec<String>), Vec<String>> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -110,9 +199,6 @@ fn read_cluster(context: &str) -> Result<Inventory, Vec<String>> {
         let (inventory, _, warnings) = cluster::list_inventory(connection.client)
             .await
             .map_err(|e| vec![e])?;
-        for warning in warnings {
-            eprintln!("warning: {warning}");
-        }
-        Ok(inventory)
+        Ok((inventory, warnings))
     })
 }

@@ -1,8 +1,13 @@
-//! `nauthera-tui preview`, run as a CI job would run it on a pull request that edits a
-//! policy of `examples/`: three outputs, three exit codes.
+//! `nauthera-tui preview`, run as a CI job would run it on a pull request that edits
+//! policies of `examples/`, or on the whole proposed state of a pull request: three
+//! outputs, three exit codes.
+
+mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+
+use common::copy_dir;
 
 fn examples() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples")
@@ -115,8 +120,13 @@ fn json_carries_the_whole_plan() {
     assert_eq!(report["breaks_any"], true);
     assert_eq!(report["summary"]["breaks"], 2);
     assert_eq!(report["summary"]["unaffected"], 17);
-    assert_eq!(report["policy"]["name"], "web-apps-policy");
-    assert_eq!(report["basis"]["edit"], true);
+    assert_eq!(
+        report["basis"]["proposal"]["policies"][0]["policy"]["name"],
+        "web-apps-policy"
+    );
+    assert_eq!(report["basis"]["proposal"]["policies"][0]["edit"], true);
+    assert_eq!(report["changes"][0]["kind"], "AuthPolicy");
+    assert_eq!(report["changes"][0]["change"], "Changed");
     let first = &report["clients"][0];
     assert_eq!(first["kind"], "Breaks");
     assert_eq!(first["client"]["name"], "analytics-portal");
@@ -200,6 +210,257 @@ fn a_source_is_required() {
     assert_eq!(output.status.code(), Some(2));
     assert!(
         stderr(&output).contains("--manifests <DIR>"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+fn nauthera_tui(args: &[&std::ffi::OsStr]) -> (Output, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_nauthera-tui"))
+        .arg("preview")
+        .args(args)
+        .output()
+        .expect("the binary runs");
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    (output, stdout)
+}
+
+#[test]
+fn several_policies_are_planned_together() {
+    let dir = tempfile::tempdir().unwrap();
+    let web = dir.path().join("web.yaml");
+    std::fs::write(&web, shorter_tokens()).unwrap();
+    let pci_text =
+        std::fs::read_to_string(examples().join("security-policies/pci-strict-policy.yaml"))
+            .unwrap();
+    assert!(pci_text.contains("idTokenTTL: \"2m\""), "{pci_text}");
+    let pci = dir.path().join("pci.yaml");
+    std::fs::write(
+        &pci,
+        pci_text.replace("idTokenTTL: \"2m\"", "idTokenTTL: \"1m\""),
+    )
+    .unwrap();
+    let (output, text) = nauthera_tui(&[
+        "--policy".as_ref(),
+        web.as_os_str(),
+        "--policy".as_ref(),
+        pci.as_os_str(),
+        "--manifests".as_ref(),
+        examples().as_os_str(),
+    ]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert!(
+        text.starts_with("Policies security/web-apps-policy (edited), security/pci-strict-policy (edited), against folder "),
+        "{text}"
+    );
+    // A client both govern gets both edits.
+    assert!(
+        text.contains(
+            "  ~ payments/checkout-web\n      accessTokenTTL 15m → 5m\n      idTokenTTL 2m → 1m\n"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("  ~ shop/storefront\n      accessTokenTTL 15m → 5m\n"),
+        "{text}"
+    );
+
+    let (output, _) = nauthera_tui(&[
+        "--policy".as_ref(),
+        web.as_os_str(),
+        "--policy".as_ref(),
+        web.as_os_str(),
+        "--manifests".as_ref(),
+        examples().as_os_str(),
+    ]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stderr(&output).contains("security/web-apps-policy is already proposed by"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+/// A pull request on `examples/`: onboards the legacy CRM namespace (a label), shortens
+/// the web apps' access tokens, removes the sandbox experiment, and adds a shop client
+/// asking for a scope no policy allows.
+fn pull_request() -> (tempfile::TempDir, PathBuf, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let (base, head) = (dir.path().join("main"), dir.path().join("branch"));
+    for tree in [&base, &head] {
+        std::fs::create_dir_all(tree).unwrap();
+        copy_dir(&examples(), tree);
+    }
+    let edit = |file: &str, from: &str, to: &str| {
+        let path = head.join(file);
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains(from), "{file} has no {from:?}");
+        std::fs::write(&path, text.replace(from, to)).unwrap();
+    };
+    edit(
+        "platform/namespaces.yaml",
+        "metadata:\n  name: legacy-crm\n",
+        "metadata:\n  name: legacy-crm\n  labels:\n    nauthera.io/tenant: \"true\"\n",
+    );
+    edit(
+        "security-policies/web-apps-policy.yaml",
+        r#"accessTokenTTL: "15m""#,
+        r#"accessTokenTTL: "5m""#,
+    );
+    std::fs::remove_dir_all(head.join("teams/sandbox")).unwrap();
+    std::fs::write(
+        head.join("teams/shop/reports.yaml"),
+        "apiVersion: auth.nauthera.io/v1alpha1
+kind: AuthClient
+metadata:
+  name: reports
+  namespace: shop
+spec:
+  displayName: Reports
+  authServerRef: {name: production-server, namespace: security}
+  redirectUris: [\"https://reports.shop.example.com/callback\"]
+  scopes: [openid, \"reports:admin\"]
+",
+    )
+    .unwrap();
+    (dir, base, head)
+}
+
+#[test]
+fn a_whole_pull_request_is_planned_in_one_plan() {
+    let (_dir, base, head) = pull_request();
+    let (output, text) = nauthera_tui(&[
+        "--base".as_ref(),
+        base.as_os_str(),
+        "--head".as_ref(),
+        head.as_os_str(),
+    ]);
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "a new client that would be refused fails the gate: {}",
+        stderr(&output)
+    );
+    assert!(text.starts_with("Proposed state folder "), "{text}");
+    assert!(
+        text.contains(
+            "Changes:\n  ~ AuthPolicy security/web-apps-policy\n  - AuthClient sandbox/experiment\n  + AuthClient shop/reports\n  ~ Namespace legacy-crm\n"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("  x shop/reports (new, refused)\n      spec.scopes[1]: scope \"reports:admin\" is not allowed"),
+        "{text}"
+    );
+    assert!(
+        text.contains("  + legacy-crm/crm-portal\n"),
+        "the onboarded namespace's client is fixed: {text}"
+    );
+    assert!(
+        text.contains("  ~ shop/storefront\n      accessTokenTTL 15m → 5m\n"),
+        "{text}"
+    );
+    assert!(
+        text.ends_with("Plan: 0 clients become non-compliant, 4 change settings, 1 becomes compliant, 1 new client (1 refused), 14 unaffected.\n"),
+        "{text}"
+    );
+
+    let (output, markdown) = nauthera_tui(&[
+        "--base".as_ref(),
+        base.as_os_str(),
+        "--head".as_ref(),
+        head.as_os_str(),
+        "--output".as_ref(),
+        "markdown".as_ref(),
+    ]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        markdown.starts_with("### Nauthera preview: `folder "),
+        "{markdown}"
+    );
+    assert!(
+        markdown
+            .contains("> [!CAUTION]\n> This change would add 1 client that would be refused.\n"),
+        "{markdown}"
+    );
+    assert!(
+        markdown.contains("- `+` AuthClient `shop/reports`\n"),
+        "{markdown}"
+    );
+    assert!(
+        markdown.contains("| `x` | `shop/reports` | new, would be refused<br>`spec.scopes[1]:"),
+        "{markdown}"
+    );
+
+    let (_, json) = nauthera_tui(&[
+        "--base".as_ref(),
+        base.as_os_str(),
+        "--head".as_ref(),
+        head.as_os_str(),
+        "--output".as_ref(),
+        "json".as_ref(),
+    ]);
+    let report: serde_json::Value = serde_json::from_str(&json).expect("valid JSON");
+    assert_eq!(report["breaks_any"], true);
+    assert_eq!(report["summary"]["added_refused"], 1);
+    assert_eq!(report["changes"].as_array().unwrap().len(), 4);
+    assert_eq!(report["clients"][0]["kind"], "AddedRefused");
+    assert!(
+        report["basis"]["proposal"]["state"]["head"]
+            .as_str()
+            .unwrap()
+            .ends_with("branch")
+    );
+}
+
+#[test]
+fn a_server_that_trusts_fewer_namespaces_breaks_their_clients() {
+    let (_dir, base, head) = pull_request();
+    std::fs::remove_dir_all(&head).unwrap();
+    std::fs::create_dir_all(&head).unwrap();
+    copy_dir(&base, &head);
+    let servers = head.join("platform/servers.yaml");
+    let text = std::fs::read_to_string(&servers).unwrap();
+    std::fs::write(
+        &servers,
+        text.replacen("nauthera.io/tenant: \"true\"", "nauthera.io/tier: gold", 1),
+    )
+    .unwrap();
+    let (output, text) = nauthera_tui(&[
+        "--base".as_ref(),
+        base.as_os_str(),
+        "--head".as_ref(),
+        head.as_os_str(),
+    ]);
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    assert!(
+        text.contains("Changes:\n  ~ AuthServer security/production-server\n\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("  - shop/storefront\n      policies security/web-apps-policy → (none)\n      spec.authServerRef: namespace \"shop\" is not allowed to register clients on AuthServer security/production-server"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_proposed_state_that_cannot_be_read_is_an_error_with_the_place() {
+    let (_dir, base, head) = pull_request();
+    std::fs::write(
+        head.join("teams/shop/broken.yaml"),
+        "kind: AuthClient\n  bad: [\n",
+    )
+    .unwrap();
+    let (output, text) = nauthera_tui(&[
+        "--base".as_ref(),
+        base.as_os_str(),
+        "--head".as_ref(),
+        head.as_os_str(),
+    ]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(text.is_empty());
+    assert!(
+        stderr(&output).contains("broken.yaml:2:"),
         "{}",
         stderr(&output)
     );

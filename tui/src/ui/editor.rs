@@ -232,7 +232,7 @@ fn confirm_commit(frame: &mut Frame, area: Rect, editor: &Editor, theme: Theme) 
     if breaks {
         lines.push(Line::default());
         lines.push(Line::from(Span::styled(
-            "Clients will become non-compliant: they will be removed from the provider.",
+            "Clients will become non-compliant: the operator withholds their changes, and a policy with violationResponse: Revoke removes their registration.",
             theme.error(),
         )));
     }
