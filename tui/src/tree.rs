@@ -380,6 +380,10 @@ impl<'a, S: BuildHasher> Walk<'a, S> {
         }
         let filtering = self.filter.is_active();
         let expandable = !node.children.is_empty();
+        // A branch with nothing under it leads to no match: it stays only if it matches.
+        if filtering && !expandable && !self.filter.matches_branch(&node.label, &self.ancestors) {
+            return false;
+        }
         let expanded = expandable && (filtering || !self.collapsed.contains(&node.id));
         self.rows
             .push(Row::of(node, depth, Some(node.counts), expanded));

@@ -388,3 +388,33 @@ fn a_read_prepared_while_the_view_changed_follows_the_view_as_it_is_now() {
         "{clients:?}"
     );
 }
+
+#[test]
+fn a_filter_hides_branches_with_nothing_under_them_that_do_not_match() {
+    let mut app = app_on_examples();
+    let mut next = snapshot(&app);
+    let mut empty = next.inventory.servers[0].clone();
+    empty.metadata.name = Some("empty-server".to_owned());
+    empty.spec.policy_selector = None;
+    next.inventory.servers.push(empty);
+    app.apply_snapshot(next, Instant::now());
+    assert!(app.rows.iter().any(|r| r.label == "security/empty-server"));
+
+    app.handle_key(key(KeyCode::Char('/')));
+    type_text(&mut app, "storefront");
+    app.handle_key(key(KeyCode::Enter));
+    let labels: Vec<&str> = app.rows.iter().map(|r| r.label.as_str()).collect();
+    assert!(labels.contains(&"shop/storefront"), "{labels:?}");
+    assert!(!labels.contains(&"security/empty-server"), "{labels:?}");
+
+    app.handle_key(key(KeyCode::Esc));
+    app.handle_key(key(KeyCode::Char('/')));
+    type_text(&mut app, "empty");
+    app.handle_key(key(KeyCode::Enter));
+    let labels: Vec<&str> = app.rows.iter().map(|r| r.label.as_str()).collect();
+    assert_eq!(
+        labels,
+        ["security/empty-server"],
+        "it shows when it matches"
+    );
+}
