@@ -28,13 +28,23 @@ spec:
 const PATH: &str =
     "/apis/auth.nauthera.io/v1alpha1/namespaces/security/authpolicies/web-apps-policy";
 
+/// The policy as the editor previewed it: as written by `kubectl apply`, `idTokenTTL`
+/// included, at `resource_version`.
+fn previewed(resource_version: &str) -> Value {
+    let mut object: Value = serde_yaml_ng::from_str(POLICY).unwrap();
+    object["spec"]["token"]["idTokenTTL"] = json!("5m");
+    object["metadata"]["resourceVersion"] = json!(resource_version);
+    object["status"] = json!({"governed": 4});
+    object
+}
+
 fn request(resource_version: &str) -> CommitRequest {
     CommitRequest {
         policy: ObjectRef::new("security", "web-apps-policy"),
         text: POLICY.to_owned(),
         target: CommitTarget::Cluster {
             context: "test".to_owned(),
-            resource_version: Some(resource_version.to_owned()),
+            previewed: Box::new(serde_json::from_value(previewed(resource_version)).unwrap()),
         },
     }
 }
@@ -47,8 +57,19 @@ fn mock_cluster() -> (Client, ApiServer) {
 }
 
 /// Takes the next request, checks it is a replace (PUT) of the whole policy (dry run or
-/// not) with the previewed resourceVersion, and answers `status` with `body`.
+/// not) guarded by resourceVersion 4242, and answers `status` with `body`.
 async fn expect_replace(api: &mut ApiServer, dry_run: bool, status: StatusCode, body: Value) {
+    expect_replace_of(api, "4242", dry_run, status, body).await;
+}
+
+/// [`expect_replace`], guarded by `guard`.
+async fn expect_replace_of(
+    api: &mut ApiServer,
+    guard: &str,
+    dry_run: bool,
+    status: StatusCode,
+    body: Value,
+) {
     let (request, respond) = api.next_request().await.expect("a request");
     assert_eq!(request.method(), Method::PUT, "a replace, not a patch");
     assert_eq!(request.uri().path(), PATH);
@@ -61,7 +82,7 @@ async fn expect_replace(api: &mut ApiServer, dry_run: bool, status: StatusCode, 
     let bytes = request.into_body().collect_bytes().await.unwrap();
     let sent: Value = serde_json::from_slice(&bytes).unwrap();
     assert_eq!(
-        sent["metadata"]["resourceVersion"], "4242",
+        sent["metadata"]["resourceVersion"], guard,
         "the previewed version guards the replace"
     );
     assert_eq!(sent["spec"]["token"]["accessTokenTTL"], "5m");
@@ -84,7 +105,7 @@ async fn expect_replace(api: &mut ApiServer, dry_run: bool, status: StatusCode, 
     );
 }
 
-/// Takes the next request, checks it reads the policy back, and answers with `object`.
+/// Takes the next request, checks it reads the policy, and answers with `object`.
 async fn expect_read_back(api: &mut ApiServer, object: &Value) {
     let (request, respond) = api.next_request().await.expect("a read back");
     assert_eq!(request.method(), Method::GET);
@@ -162,28 +183,48 @@ async fn a_read_back_that_differs_from_the_text_says_where() {
     );
 }
 
+/// The operator wrote the policy's status between the preview and the commit: its
+/// resourceVersion moved, what was previewed did not, so the replace goes ahead on the new
+/// version.
 #[tokio::test]
-async fn a_policy_changed_since_the_preview_is_a_conflict_and_nothing_is_written() {
+async fn a_conflict_where_only_the_status_moved_is_replaced_on_the_new_version() {
     let (client, mut api) = mock_cluster();
     let server = tokio::spawn(async move {
-        let conflict = status(
-            409,
-            "Conflict",
-            "the object has been modified; please apply your changes to the latest version and try again",
-        );
+        let conflict = status(409, "Conflict", "the object has been modified");
         expect_replace(&mut api, true, StatusCode::CONFLICT, conflict).await;
-        // No second request: the replace is not attempted.
-        assert!(
-            api.next_request().await.is_none(),
-            "nothing is written after a conflict"
-        );
+        let mut status_written = previewed("4250");
+        status_written["status"] = json!({"governed": 5, "compliant": 5});
+        expect_read_back(&mut api, &status_written).await;
+        expect_replace_of(&mut api, "4250", true, StatusCode::OK, stored("4250")).await;
+        expect_replace_of(&mut api, "4250", false, StatusCode::OK, stored("4251")).await;
+        expect_read_back(&mut api, &stored("4251")).await;
     });
     let result = to_cluster(client, &request("4242")).await;
-    let Err(CommitError::Conflict(message)) = result else {
-        panic!("a conflict: {result:?}");
-    };
-    assert!(message.starts_with("security/web-apps-policy changed on the cluster since it was previewed; your text is kept"), "{message}");
     server.await.unwrap();
+    assert_eq!(
+        result,
+        Ok("replaced security/web-apps-policy (resourceVersion 4251); read back, the cluster holds exactly your text".to_owned())
+    );
+}
+
+/// Someone changed the policy itself: a conflict, and nothing is written.
+#[tokio::test]
+async fn a_conflict_where_the_policy_itself_changed_writes_nothing() {
+    let (client, mut api) = mock_cluster();
+    let server = tokio::spawn(async move {
+        let conflict = status(409, "Conflict", "the object has been modified");
+        expect_replace(&mut api, true, StatusCode::CONFLICT, conflict).await;
+        let mut theirs = previewed("4250");
+        theirs["spec"]["allowedScopes"] = json!(["openid"]);
+        expect_read_back(&mut api, &theirs).await;
+        assert!(api.next_request().await.is_none(), "nothing is written");
+    });
+    let result = to_cluster(client, &request("4242")).await;
+    server.await.unwrap();
+    assert!(
+        matches!(result, Err(CommitError::Conflict(ref m)) if m.starts_with("security/web-apps-policy changed on the cluster since it was previewed")),
+        "{result:?}"
+    );
 }
 
 #[tokio::test]

@@ -60,7 +60,7 @@ async fn a_commit_removes_a_field_another_manager_owns() {
             text: edited(&created),
             target: CommitTarget::Cluster {
                 context: "e2e".to_owned(),
-                resource_version: created.metadata.resource_version.clone(),
+                previewed: Box::new(created.clone()),
             },
         };
         let result = to_cluster(client.clone(), &request).await;

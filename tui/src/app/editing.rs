@@ -239,7 +239,7 @@ fn editor_for(world: &Arc<World>, index: usize, source: &SourceKind) -> Result<E
         }
         SourceKind::Cluster { context } => {
             let mut object = policy.clone();
-            let resource_version = object.metadata.resource_version.take();
+            object.metadata.resource_version = None;
             object.metadata.managed_fields = None;
             object.metadata.uid = None;
             object.metadata.creation_timestamp = None;
@@ -248,7 +248,7 @@ fn editor_for(world: &Arc<World>, index: usize, source: &SourceKind) -> Result<E
             let text = serde_yaml_ng::to_string(&object).map_err(|error| error.to_string())?;
             let target = CommitTarget::Cluster {
                 context: context.clone(),
-                resource_version,
+                previewed: Box::new(policy.clone()),
             };
             (text, target, Scope::Reading)
         }

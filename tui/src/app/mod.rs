@@ -42,7 +42,7 @@ pub enum Mode {
 }
 
 /// What the event loop must do beyond redrawing.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum Effect {
     None,
     Quit,

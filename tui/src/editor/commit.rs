@@ -83,17 +83,16 @@ fn write_atomically(file: &Path, text: &str) -> std::io::Result<()> {
 
 /// Replaces the policy on the cluster with the edited text: a dry run first (the API
 /// server's own validation, admission included), then a replace (PUT) guarded by the
-/// previewed `resourceVersion`, then a read back.
+/// previewed `resourceVersion`, then a read back. A conflict where only the policy's status
+/// moved (the operator's write) is no change to what was previewed: the replace is tried
+/// again on the new version; any other change is a conflict.
 ///
 /// A replace, not an apply: a server-side apply under our own field manager leaves alone
 /// the fields other managers own (`kubectl apply`, Argo CD, Flux), so a field removed in
 /// the editor could survive the commit. A replace makes the object the text, whoever owned
 /// what, and the resourceVersion makes sure it replaces the object that was previewed.
 pub async fn to_cluster(client: Client, request: &CommitRequest) -> Result<String, CommitError> {
-    let CommitTarget::Cluster {
-        resource_version, ..
-    } = &request.target
-    else {
+    let CommitTarget::Cluster { previewed, .. } = &request.target else {
         return Err(CommitError::Refused("not a cluster commit".to_owned()));
     };
     let mut policy: AuthPolicy = parse_proposed_policy(&request.text).map_err(|errors| {
@@ -107,30 +106,37 @@ pub async fn to_cluster(client: Client, request: &CommitRequest) -> Result<Strin
             request.policy
         )));
     }
-    let Some(resource_version) = resource_version else {
+    let Some(mut guard) = previewed.metadata.resource_version.clone() else {
         return Err(CommitError::Refused(format!(
             "{reference}: no resourceVersion was previewed, so the replace cannot be guarded"
         )));
     };
-    policy.metadata.resource_version = Some(resource_version.clone());
     policy.metadata.managed_fields = None;
     policy.status = None;
     let api: Api<AuthPolicy> = Api::namespaced(client, &reference.namespace);
-    let params = PostParams {
-        dry_run: false,
-        field_manager: Some(FIELD_MANAGER.to_owned()),
+    let mut retries = 0;
+    let replaced = loop {
+        policy.metadata.resource_version = Some(guard.clone());
+        match dry_run_then_replace(&api, &policy).await {
+            Ok(replaced) => break replaced,
+            // The operator writes a policy's status, which moves its resourceVersion: that
+            // is no change to what was previewed, so replace the new version.
+            Err((_, kube::Error::Api(response)))
+                if response.code == 409 && retries < STATUS_RETRIES =>
+            {
+                retries += 1;
+                let current = api
+                    .get(&reference.name)
+                    .await
+                    .map_err(|error| explain(&reference, "reading the policy again", &error))?;
+                if !differences(previewed, &current).is_empty() {
+                    return Err(conflict(&reference));
+                }
+                guard = current.metadata.resource_version.unwrap_or_default();
+            }
+            Err((step, error)) => return Err(explain(&reference, step, &error)),
+        }
     };
-    let dry_run = PostParams {
-        dry_run: true,
-        ..params.clone()
-    };
-    api.replace(&reference.name, &dry_run, &policy)
-        .await
-        .map_err(|error| explain(&reference, "the dry run", &error))?;
-    let replaced = api
-        .replace(&reference.name, &params, &policy)
-        .await
-        .map_err(|error| explain(&reference, "the replace", &error))?;
     let version = replaced.metadata.resource_version.unwrap_or_default();
     let read_back = api.get(&reference.name).await.map_err(|error| {
         CommitError::Differs(format!(
@@ -149,6 +155,37 @@ pub async fn to_cluster(client: Client, request: &CommitRequest) -> Result<Strin
         "replaced {reference} (resourceVersion {version}), but read back it differs from your text: {} — an admission webhook or another writer changed it",
         shown.join("; ")
     )))
+}
+
+/// How many times a replace is tried again when only the policy's status moved.
+const STATUS_RETRIES: usize = 3;
+
+/// The dry run, then the replace; an error names the step it came from.
+async fn dry_run_then_replace(
+    api: &Api<AuthPolicy>,
+    policy: &AuthPolicy,
+) -> Result<AuthPolicy, (&'static str, kube::Error)> {
+    let name = policy.metadata.name.as_deref().unwrap_or_default();
+    let params = PostParams {
+        dry_run: false,
+        field_manager: Some(FIELD_MANAGER.to_owned()),
+    };
+    let dry_run = PostParams {
+        dry_run: true,
+        ..params.clone()
+    };
+    api.replace(name, &dry_run, policy)
+        .await
+        .map_err(|error| ("the dry run", error))?;
+    api.replace(name, &params, policy)
+        .await
+        .map_err(|error| ("the replace", error))
+}
+
+fn conflict(policy: &ObjectRef) -> CommitError {
+    CommitError::Conflict(format!(
+        "{policy} changed on the cluster since it was previewed; your text is kept — re-planned against the cluster as it is now"
+    ))
 }
 
 /// A field whose value on the cluster is not the one in the text.
@@ -225,9 +262,7 @@ fn compare(path: &str, text: &Value, cluster: &Value, found: &mut Vec<Difference
 
 fn explain(policy: &ObjectRef, step: &str, error: &kube::Error) -> CommitError {
     match error {
-        kube::Error::Api(response) if response.code == 409 => CommitError::Conflict(format!(
-            "{policy} changed on the cluster since it was previewed; your text is kept — re-planned against the cluster as it is now"
-        )),
+        kube::Error::Api(response) if response.code == 409 => conflict(policy),
         kube::Error::Api(response) => CommitError::Refused(format!(
             "the API server refused {step} of {policy}: {} ({})",
             response.message, response.reason

@@ -20,7 +20,7 @@ use crate::app::Message;
 use crate::model::{Reach, World};
 
 /// Where a commit goes.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub enum CommitTarget {
     /// Back into the file the policy came from, in place of its document.
     Folder {
@@ -30,11 +30,55 @@ pub enum CommitTarget {
         /// someone else changed it and the commit is refused.
         opened: String,
     },
-    /// To the cluster, by a replace guarded by the resourceVersion previewed.
+    /// To the cluster, by a replace guarded by the resourceVersion of the policy as the
+    /// preview saw it.
     Cluster {
         context: String,
-        resource_version: Option<String>,
+        /// The policy as previewed: what the edit replaces.
+        previewed: Box<AuthPolicy>,
     },
+}
+
+impl PartialEq for CommitTarget {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (
+                Self::Folder {
+                    file,
+                    document,
+                    opened,
+                },
+                Self::Folder {
+                    file: other_file,
+                    document: other_document,
+                    opened: other_opened,
+                },
+            ) => (file, document, opened) == (other_file, other_document, other_opened),
+            (
+                Self::Cluster { context, previewed },
+                Self::Cluster {
+                    context: other_context,
+                    previewed: other,
+                },
+            ) => {
+                context == other_context
+                    && previewed.metadata == other.metadata
+                    && previewed.spec == other.spec
+                    && previewed.status == other.status
+            }
+            _ => false,
+        }
+    }
+}
+
+impl CommitTarget {
+    /// The resourceVersion that guards a cluster commit.
+    pub fn resource_version(&self) -> Option<&str> {
+        match self {
+            Self::Cluster { previewed, .. } => previewed.metadata.resource_version.as_deref(),
+            Self::Folder { .. } => None,
+        }
+    }
 }
 
 /// Which clients a preview covers.
@@ -153,7 +197,7 @@ pub struct PlanResult {
 }
 
 /// What is asked to be committed.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct CommitRequest {
     pub policy: ObjectRef,
     pub text: String,
@@ -300,25 +344,19 @@ impl Editor {
 
     /// Replaces what the preview is planned against (the source changed while editing, or
     /// every namespace was read), and asks for a new plan. On a cluster, the commit's guard
-    /// moves to the policy's resourceVersion in the new read, so what is committed replaces
-    /// what was previewed; returns whether that version moved (someone else changed the
-    /// policy meanwhile).
+    /// moves to the policy in the new read, so what is committed replaces what was
+    /// previewed; returns whether someone else changed the policy meanwhile (its spec,
+    /// labels or annotations: a status the operator wrote is no change to the policy).
     pub fn rebase(&mut self, basis: PlanBasis) -> (PlanRequest, bool) {
-        let mut moved = false;
-        if let CommitTarget::Cluster {
-            resource_version, ..
-        } = &mut self.target
+        let mut changed_by_others = false;
+        if let (CommitTarget::Cluster { previewed, .. }, Some(current)) =
+            (&mut self.target, basis.policy(&self.policy))
         {
-            let current = basis
-                .policy(&self.policy)
-                .and_then(|policy| policy.metadata.resource_version.clone());
-            if current.is_some() && current != *resource_version {
-                moved = true;
-                *resource_version = current;
-            }
+            changed_by_others = !commit::differences(previewed, current).is_empty();
+            **previewed = current.clone();
         }
         self.basis = Arc::new(basis);
-        (self.changed(), moved)
+        (self.changed(), changed_by_others)
     }
 
     fn changed(&mut self) -> PlanRequest {

@@ -202,12 +202,9 @@ fn confirm_commit(frame: &mut Frame, area: Rect, editor: &Editor, theme: Theme) 
         .unwrap_or_default();
     let destination = match &editor.target {
         CommitTarget::Folder { file, .. } => format!("Write it to {}", file.display()),
-        CommitTarget::Cluster {
-            context,
-            resource_version,
-        } => format!(
+        CommitTarget::Cluster { context, .. } => format!(
             "Replace it on context {context}: a dry run, then a replace guarded by resourceVersion {}, then a read back",
-            resource_version.as_deref().unwrap_or("(none)")
+            editor.target.resource_version().unwrap_or("(none)")
         ),
     };
     let breaks = editor
