@@ -434,3 +434,43 @@ async fn a_policy_changed_by_someone_else_meanwhile_is_re_planned_before_it_is_r
     };
     assert_eq!(request.target.resource_version(), Some("4244"));
 }
+
+/// Clients the edit leaves alone come and go on a busy cluster: that changes only how many
+/// are unaffected, and the commit goes ahead without asking again.
+#[tokio::test]
+async fn an_unaffected_client_appearing_elsewhere_does_not_stop_the_commit() {
+    let (mut app, everything) = namespaced_view();
+    select(&mut app, "web-apps-policy");
+    let Effect::ReadReach { hints, .. } = app.handle_key(key(KeyCode::Char('e'))) else {
+        panic!("on a cluster, opening the editor reads every namespace first");
+    };
+    let (reach, _) = reach_of(&everything, payments_hidden(), &hints).await;
+    let Effect::Plan(request) = app.reach_read(Ok(reach.clone()), None) else {
+        panic!("the reach read, the preview is planned");
+    };
+    app.plan_ready(request.plan());
+    shorten_access_tokens(&mut app);
+
+    let mut newer = reach;
+    let mut other = newer
+        .clients
+        .iter()
+        .find(|c| c.metadata.name.as_deref() == Some("field-app"))
+        .unwrap()
+        .clone();
+    other.metadata.name = Some("field-app-2".to_owned());
+    newer.clients.push(other);
+    app.handle_key(ctrl('s'));
+    let Effect::ReadReach {
+        commit: Some(request),
+        ..
+    } = app.handle_key(key(KeyCode::Char('y')))
+    else {
+        panic!("a cluster commit reads every namespace first");
+    };
+    assert!(
+        matches!(app.reach_read(Ok(newer), Some(request)), Effect::Commit(_)),
+        "{:?}",
+        app.editor.as_ref().unwrap().message
+    );
+}

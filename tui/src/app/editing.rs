@@ -153,7 +153,8 @@ impl App {
     }
 
     /// Re-plans against the current read and `scope`, here and now; returns whether the
-    /// plan, or the policy being replaced, changed since the preview (and says so).
+    /// affected clients, or the policy being replaced, changed since the preview (and says
+    /// so).
     fn replan(&mut self, scope: Scope) -> bool {
         let (Some(editor), Some(world)) = (&mut self.editor, &self.world) else {
             return false;
@@ -162,7 +163,16 @@ impl App {
         if unchanged_read && !matches!(scope, Scope::Reached(_) | Scope::Unreached(_)) {
             return false;
         }
-        let previous = editor.preview.plan.clone();
+        // What the commit does is the affected clients; a client it leaves alone appearing
+        // or going elsewhere on the cluster changes only the count of unaffected ones.
+        let affected = |editor: &crate::editor::Editor| {
+            editor
+                .preview
+                .plan
+                .as_ref()
+                .map(|plan| plan.clients.clone())
+        };
+        let previous = affected(editor);
         let (_, moved) = editor.rebase(PlanBasis::new(Arc::clone(world), scope));
         editor.plan_now();
         let text = if moved {
@@ -170,7 +180,7 @@ impl App {
                 "{} changed on the cluster since the preview: your text would replace that version — re-planned; review it, then ctrl-s again",
                 editor.policy
             )
-        } else if editor.preview.plan != previous {
+        } else if affected(editor) != previous {
             "the objects changed since the preview: re-planned — review it, then ctrl-s again"
                 .to_owned()
         } else {
