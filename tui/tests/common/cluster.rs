@@ -8,9 +8,11 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
+use kube::ResourceExt;
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Api, Client, Config};
+use nauthera_shared::resources::AuthClient;
 
 /// How long the cluster gets to converge before a step fails.
 pub const PATIENCE: Duration = Duration::from_secs(120);
@@ -139,9 +141,44 @@ impl Drop for Namespaces {
                 .build()
                 .unwrap();
             runtime.block_on(async {
-                let api = Api::<Namespace>::all(client(&kubeconfig).await);
-                for name in names {
-                    let _ = api.delete(&name, &DeleteParams::background()).await;
+                let client = client(&kubeconfig).await;
+                let api = Api::<Namespace>::all(client.clone());
+                for name in &names {
+                    let _ = api.delete(name, &DeleteParams::background()).await;
+                }
+                // An operator running on the cluster may have put its finalizer on the
+                // test's clients, and cannot deregister them from a provider that does
+                // not exist: let them go, so the namespaces do not stay Terminating.
+                let deadline = tokio::time::Instant::now() + PATIENCE;
+                for name in &names {
+                    let clients: Api<AuthClient> = Api::namespaced(client.clone(), name);
+                    while api.get_opt(name).await.ok().flatten().is_some()
+                        && tokio::time::Instant::now() < deadline
+                    {
+                        for held in clients
+                            .list(&ListParams::default())
+                            .await
+                            .map(|l| l.items)
+                            .unwrap_or_default()
+                        {
+                            if held
+                                .metadata
+                                .finalizers
+                                .as_ref()
+                                .is_some_and(|f| !f.is_empty())
+                            {
+                                let release = serde_json::json!({"metadata": {"finalizers": null}});
+                                let _ = clients
+                                    .patch(
+                                        &held.name_any(),
+                                        &PatchParams::default(),
+                                        &Patch::Merge(&release),
+                                    )
+                                    .await;
+                            }
+                        }
+                        tokio::time::sleep(Duration::from_millis(250)).await;
+                    }
                 }
             });
         })
