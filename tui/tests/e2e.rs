@@ -86,6 +86,49 @@ async fn a_commit_removes_a_field_another_manager_owns() {
     }
 }
 
+/// A server selecting only the policy labelled `mark`, that policy written under
+/// kubectl's field manager (`idTokenTTL` included), a client in each team namespace, and an
+/// Event about the first, as the operator's recorder would publish it.
+async fn seed(client: &kube::Client, security: &str, teams: [&str; 2], mark: &str) {
+    use k8s_openapi::api::events::v1::Event;
+    use nauthera_shared::resources::{AuthClient, AuthServer};
+
+    let servers: Api<AuthServer> = Api::namespaced(client.clone(), security);
+    apply_as(&servers, "platform-team", &json!({
+        "apiVersion": "auth.nauthera.io/v1alpha1", "kind": "AuthServer",
+        "metadata": {"name": "server", "namespace": security},
+        "spec": {"issuerUrl": "https://auth.example.com", "provider": {"type": "DynamicClientRegistration"},
+                 "policySelector": {"matchLabels": {"nauthera.io/e2e": mark}},
+                 "allowedNamespaces": {"from": "All"}}
+    }))
+    .await;
+    let policies: Api<AuthPolicy> = Api::namespaced(client.clone(), security);
+    let mut written = policy(security);
+    written["metadata"]["labels"] = json!({"nauthera.io/e2e": mark});
+    create_as(&policies, "kubectl-client-side-apply", written).await;
+    for (namespace, name) in teams.iter().zip(["app-a", "app-b"]) {
+        let clients: Api<AuthClient> = Api::namespaced(client.clone(), namespace);
+        apply_as(&clients, "team", &json!({
+            "apiVersion": "auth.nauthera.io/v1alpha1", "kind": "AuthClient",
+            "metadata": {"name": name, "namespace": namespace},
+            "spec": {"displayName": name, "authServerRef": {"name": "server", "namespace": security},
+                     "redirectUris": [format!("https://{name}.example.com/callback")], "scopes": ["openid"]}
+        }))
+        .await;
+    }
+    let events: Api<Event> = Api::namespaced(client.clone(), teams[0]);
+    create_as(&events, "nauthera-operator", json!({
+        "apiVersion": "events.k8s.io/v1", "kind": "Event",
+        "metadata": {"name": "app-a.e2e", "namespace": teams[0]},
+        "eventTime": "2026-01-01T00:00:00.000000Z",
+        "reportingController": "nauthera-operator", "reportingInstance": "nauthera-operator-0",
+        "action": "Register", "reason": "Registered", "type": "Normal",
+        "note": "registered at the provider (an e2e event)",
+        "regarding": {"apiVersion": "auth.nauthera.io/v1alpha1", "kind": "AuthClient", "name": "app-a", "namespace": teams[0]}
+    }))
+    .await;
+}
+
 /// The real binary in a pseudo-terminal on a real cluster, as a user would: open a
 /// namespaced view (nothing marked on the first read), see a client's Events, edit a
 /// policy whose clients live in another namespace too (the plan says so), commit, and read
@@ -93,8 +136,6 @@ async fn a_commit_removes_a_field_another_manager_owns() {
 #[test]
 fn the_dashboard_edits_a_policy_on_a_real_cluster_and_it_reads_back_as_edited() {
     use common::terminal::Terminal;
-    use k8s_openapi::api::events::v1::Event;
-    use nauthera_shared::resources::{AuthClient, AuthServer};
 
     let Some(path) = kubeconfig() else { return };
     let runtime = tokio::runtime::Runtime::new().unwrap();
@@ -109,42 +150,7 @@ fn the_dashboard_edits_a_policy_on_a_real_cluster_and_it_reads_back_as_edited() 
         )
     });
     let mark = namespaces.prefix.clone();
-    runtime.block_on(async {
-        let servers: Api<AuthServer> = Api::namespaced(client.clone(), &security);
-        apply_as(&servers, "platform-team", &json!({
-            "apiVersion": "auth.nauthera.io/v1alpha1", "kind": "AuthServer",
-            "metadata": {"name": "server", "namespace": security},
-            "spec": {"issuerUrl": "https://auth.example.com", "provider": {"type": "DynamicClientRegistration"},
-                     "policySelector": {"matchLabels": {"nauthera.io/e2e": mark}},
-                     "allowedNamespaces": {"from": "All"}}
-        }))
-        .await;
-        let policies: Api<AuthPolicy> = Api::namespaced(client.clone(), &security);
-        let mut written = policy(&security);
-        written["metadata"]["labels"] = json!({"nauthera.io/e2e": mark});
-        create_as(&policies, "kubectl-client-side-apply", written).await;
-        for (namespace, name) in [(&team_a, "app-a"), (&team_b, "app-b")] {
-            let clients: Api<AuthClient> = Api::namespaced(client.clone(), namespace);
-            apply_as(&clients, "team", &json!({
-                "apiVersion": "auth.nauthera.io/v1alpha1", "kind": "AuthClient",
-                "metadata": {"name": name, "namespace": namespace},
-                "spec": {"displayName": name, "authServerRef": {"name": "server", "namespace": security},
-                         "redirectUris": [format!("https://{name}.example.com/callback")], "scopes": ["openid"]}
-            }))
-            .await;
-        }
-        let events: Api<Event> = Api::namespaced(client.clone(), &team_a);
-        create_as(&events, "nauthera-operator", json!({
-            "apiVersion": "events.k8s.io/v1", "kind": "Event",
-            "metadata": {"name": "app-a.e2e", "namespace": team_a},
-            "eventTime": "2026-01-01T00:00:00.000000Z",
-            "reportingController": "nauthera-operator", "reportingInstance": "nauthera-operator-0",
-            "action": "Register", "reason": "Registered", "type": "Normal",
-            "note": "registered at the provider (an e2e event)",
-            "regarding": {"apiVersion": "auth.nauthera.io/v1alpha1", "kind": "AuthClient", "name": "app-a", "namespace": team_a}
-        }))
-        .await;
-    });
+    runtime.block_on(seed(&client, &security, [&team_a, &team_b], &mark));
 
     let log = tempfile::NamedTempFile::new().unwrap();
     let mut terminal = Terminal::start(
