@@ -9,8 +9,8 @@ use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 
 use crate::filter::Filter;
 use crate::model::{Counts, State, World};
-use crate::tree::{self, Node, NodeId, Row};
-use nauthera_shared::resources::ObjectRef;
+use crate::tree::{self, Node, NodeId, ObjectKey, Row};
+use nauthera_shared::resources::{ObjectRef, labels_of};
 
 /// What each node shows at a glance: a node is marked when this changes.
 pub type Fingerprints = FxHashMap<NodeId, (State, Counts)>;
@@ -61,12 +61,11 @@ pub fn prepare(request: Request) -> Prepared {
     let fingerprints = fingerprint(&nodes);
     let changed = match previous {
         Some(before) if !world.snapshot.first => {
-            let edited = edited_clients(&before, &world);
+            let edited = edited_objects(&before, &world);
             fingerprints
                 .iter()
                 .filter(|(id, print)| {
-                    matches!(id, NodeId::Client(_, client) if edited.contains(client))
-                        || previous_prints.get(*id) != Some(*print)
+                    edited.contains(&id.object()) || previous_prints.get(*id) != Some(*print)
                 })
                 .map(|(id, _)| id.clone())
                 .collect()
@@ -94,8 +93,10 @@ pub fn fingerprint(nodes: &[Node]) -> Fingerprints {
     prints
 }
 
-/// Clients whose spec, status or evaluation differ between two worlds (new ones included).
-fn edited_clients(before: &World, after: &World) -> FxHashSet<ObjectRef> {
+/// Objects that differ between two worlds, new ones included: clients by spec, status or
+/// evaluation; servers and policies by what their authors write (spec, labels). What the
+/// operator reports of a server or policy shows in its state and counts.
+fn edited_objects(before: &World, after: &World) -> FxHashSet<ObjectKey> {
     let earlier: FxHashMap<&ObjectRef, usize> = before
         .evaluations
         .iter()
@@ -103,7 +104,7 @@ fn edited_clients(before: &World, after: &World) -> FxHashSet<ObjectRef> {
         .map(|(index, evaluation)| (&evaluation.client, index))
         .collect();
     let clients = &after.inventory().clients;
-    after
+    let mut edited: FxHashSet<ObjectKey> = after
         .evaluations
         .iter()
         .enumerate()
@@ -115,8 +116,36 @@ fn edited_clients(before: &World, after: &World) -> FxHashSet<ObjectRef> {
                     || before.evaluations[old] != **evaluation
             })
         })
-        .map(|(_, evaluation)| evaluation.client.clone())
-        .collect()
+        .map(|(_, evaluation)| ObjectKey::Client(evaluation.client.clone()))
+        .collect();
+    let (old, new) = (before.inventory(), after.inventory());
+    edited.extend(
+        edited_of(&old.servers, &new.servers, |a, b| a.spec == b.spec).map(ObjectKey::Server),
+    );
+    edited.extend(
+        edited_of(&old.policies, &new.policies, |a, b| {
+            a.spec == b.spec && labels_of(a) == labels_of(b)
+        })
+        .map(ObjectKey::Policy),
+    );
+    edited
+}
+
+/// The objects of `after` that are new or not `same` as in `before`.
+fn edited_of<'a, K: kube::Resource>(
+    before: &'a [K],
+    after: &'a [K],
+    same: impl Fn(&K, &K) -> bool + 'a,
+) -> impl Iterator<Item = ObjectRef> + 'a {
+    let earlier: FxHashMap<ObjectRef, &K> = before
+        .iter()
+        .map(|object| (ObjectRef::of(object), object))
+        .collect();
+    after.iter().filter_map(move |object| {
+        let reference = ObjectRef::of(object);
+        let unchanged = earlier.get(&reference).is_some_and(|old| same(old, object));
+        (!unchanged).then_some(reference)
+    })
 }
 
 /// What the worker is given.

@@ -418,3 +418,25 @@ fn a_filter_hides_branches_with_nothing_under_them_that_do_not_match() {
         "it shows when it matches"
     );
 }
+
+#[test]
+fn an_edited_policy_is_marked_wherever_it_sits() {
+    let mut app = app_on_examples();
+    let mut next = snapshot(&app);
+    let policy = next
+        .inventory
+        .policies
+        .iter_mut()
+        .find(|p| p.metadata.name.as_deref() == Some("web-apps-policy"))
+        .unwrap();
+    policy.spec.token.as_mut().unwrap().access_token_ttl = Some("5m".to_owned());
+    app.apply_snapshot(next, Instant::now());
+    let marked: Vec<&str> = app
+        .rows
+        .iter()
+        .filter(|row| app.changed.contains_key(&row.id))
+        .map(|row| row.label.as_str())
+        .collect();
+    assert!(marked.contains(&"web-apps-policy"), "{marked:?}");
+    assert!(!marked.contains(&"pci-strict-policy"), "{marked:?}");
+}
