@@ -19,7 +19,7 @@ use nauthera_tui::run::{Source, run};
 #[derive(Parser, Debug)]
 #[command(
     version,
-    after_help = "Examples:\n  nauthera-tui --manifests examples/      a folder, no cluster\n  nauthera-tui -A                         the current context, every namespace\n  nauthera-tui --context prod -n shop     one context, one namespace\n  nauthera-tui check examples/            the pull-request gate, no terminal UI\n  nauthera-tui preview --base ../main --head .   what a pull request does to every client"
+    after_help = "Examples:\n  nauthera-tui --manifests examples/             a folder, no cluster\n  nauthera-tui -A                                the current context, every namespace\n  nauthera-tui --context prod -n shop            one context, one namespace\n  nauthera-tui check examples/                   the pull-request gate, no terminal UI\n  nauthera-tui preview --base ../main --head .   what a pull request does to every client"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -31,7 +31,8 @@ struct Cli {
     #[arg(long, value_name = "NAME")]
     context: Option<String>,
     /// Show clients of this namespace only (default: the context's namespace; with
-    /// --manifests, all).
+    /// --manifests, all). A policy edit is still planned against every namespace you may
+    /// list.
     #[arg(
         long,
         short = 'n',
