@@ -225,6 +225,18 @@ fn nauthera_tui(args: &[&std::ffi::OsStr]) -> (Output, String) {
     (output, stdout)
 }
 
+/// `preview --base BASE --head HEAD --output OUTPUT`.
+fn preview_states(base: &Path, head: &Path, output: &str) -> (Output, String) {
+    nauthera_tui(&[
+        "--base".as_ref(),
+        base.as_os_str(),
+        "--head".as_ref(),
+        head.as_os_str(),
+        "--output".as_ref(),
+        output.as_ref(),
+    ])
+}
+
 #[test]
 fn several_policies_are_planned_together() {
     let dir = tempfile::tempdir().unwrap();
@@ -329,12 +341,7 @@ spec:
 #[test]
 fn a_whole_pull_request_is_planned_in_one_plan() {
     let (_dir, base, head) = pull_request();
-    let (output, text) = nauthera_tui(&[
-        "--base".as_ref(),
-        base.as_os_str(),
-        "--head".as_ref(),
-        head.as_os_str(),
-    ]);
+    let (output, text) = preview_states(&base, &head, "text");
     assert_eq!(
         output.status.code(),
         Some(1),
@@ -365,14 +372,7 @@ fn a_whole_pull_request_is_planned_in_one_plan() {
         "{text}"
     );
 
-    let (output, markdown) = nauthera_tui(&[
-        "--base".as_ref(),
-        base.as_os_str(),
-        "--head".as_ref(),
-        head.as_os_str(),
-        "--output".as_ref(),
-        "markdown".as_ref(),
-    ]);
+    let (output, markdown) = preview_states(&base, &head, "markdown");
     assert_eq!(output.status.code(), Some(1));
     assert!(
         markdown.starts_with("### Nauthera preview: `folder "),
@@ -392,14 +392,7 @@ fn a_whole_pull_request_is_planned_in_one_plan() {
         "{markdown}"
     );
 
-    let (_, json) = nauthera_tui(&[
-        "--base".as_ref(),
-        base.as_os_str(),
-        "--head".as_ref(),
-        head.as_os_str(),
-        "--output".as_ref(),
-        "json".as_ref(),
-    ]);
+    let (_, json) = preview_states(&base, &head, "json");
     let report: serde_json::Value = serde_json::from_str(&json).expect("valid JSON");
     assert_eq!(report["breaks_any"], true);
     assert_eq!(report["summary"]["added_refused"], 1);
@@ -426,12 +419,7 @@ fn a_server_that_trusts_fewer_namespaces_breaks_their_clients() {
         text.replacen("nauthera.io/tenant: \"true\"", "nauthera.io/tier: gold", 1),
     )
     .unwrap();
-    let (output, text) = nauthera_tui(&[
-        "--base".as_ref(),
-        base.as_os_str(),
-        "--head".as_ref(),
-        head.as_os_str(),
-    ]);
+    let (output, text) = preview_states(&base, &head, "text");
     assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
     assert!(
         text.contains("Changes:\n  ~ AuthServer security/production-server\n\n"),
@@ -451,12 +439,7 @@ fn a_proposed_state_that_cannot_be_read_is_an_error_with_the_place() {
         "kind: AuthClient\n  bad: [\n",
     )
     .unwrap();
-    let (output, text) = nauthera_tui(&[
-        "--base".as_ref(),
-        base.as_os_str(),
-        "--head".as_ref(),
-        head.as_os_str(),
-    ]);
+    let (output, text) = preview_states(&base, &head, "text");
     assert_eq!(output.status.code(), Some(2));
     assert!(text.is_empty());
     assert!(

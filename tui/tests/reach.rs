@@ -17,7 +17,7 @@ use kube::client::Body;
 use nauthera_shared::Inventory;
 use nauthera_shared::resources::{AuthClient, ObjectRef};
 use nauthera_tui::app::{App, Effect, Mode};
-use nauthera_tui::editor::CommitTarget;
+use nauthera_tui::editor::{CommitRequest, CommitTarget};
 use nauthera_tui::model::{Reach, Snapshot, SourceKind};
 use nauthera_tui::source::cluster::read_reach;
 use serde_json::{Value, json};
@@ -250,6 +250,40 @@ fn shorten_access_tokens(app: &mut App) {
     press(app, key(KeyCode::Delete));
 }
 
+/// Opens the editor on the web apps' policy, reads every namespace (payments hidden),
+/// plans, and makes the seed TTL edit; returns what was read.
+async fn open_and_shorten_access_tokens(app: &mut App, everything: &Inventory) -> Reach {
+    select(app, "web-apps-policy");
+    let Effect::ReadReach { hints, .. } = app.handle_key(key(KeyCode::Char('e'))) else {
+        panic!("on a cluster, opening the editor reads every namespace first");
+    };
+    let (reach, _) = reach_of(everything, payments_hidden(), &hints).await;
+    let Effect::Plan(request) = app.reach_read(Ok(reach.clone()), None) else {
+        panic!("the reach read, the preview is planned");
+    };
+    app.plan_ready(request.plan());
+    shorten_access_tokens(app);
+    reach
+}
+
+/// `ctrl-s`, then [`confirm`].
+fn confirm_commit(app: &mut App) -> CommitRequest {
+    app.handle_key(ctrl('s'));
+    confirm(app)
+}
+
+/// `y` at the confirmation: on a cluster, every namespace is read again first.
+fn confirm(app: &mut App) -> CommitRequest {
+    let Effect::ReadReach {
+        commit: Some(request),
+        ..
+    } = app.handle_key(key(KeyCode::Char('y')))
+    else {
+        panic!("a cluster commit reads every namespace first");
+    };
+    request
+}
+
 fn planned(app: &App) -> BTreeSet<String> {
     let plan = app.editor.as_ref().unwrap().preview.plan.as_ref().unwrap();
     plan.clients.iter().map(|c| c.client.to_string()).collect()
@@ -314,13 +348,7 @@ async fn a_namespaced_view_plans_a_policy_edit_against_every_namespace_it_reache
     // by the version previewed.
     app.handle_key(ctrl('s'));
     assert!(screen(&app, 130, 36).contains("1 namespace hidden by RBAC (payments)"));
-    let Effect::ReadReach {
-        commit: Some(request),
-        ..
-    } = app.handle_key(key(KeyCode::Char('y')))
-    else {
-        panic!("a cluster commit reads every namespace first");
-    };
+    let request = confirm(&mut app);
     let Effect::Commit(request) = app.reach_read(Ok(reach.clone()), Some(request)) else {
         panic!("nothing changed: the commit goes ahead");
     };
@@ -339,14 +367,7 @@ async fn a_namespaced_view_plans_a_policy_edit_against_every_namespace_it_reache
         .clone();
     added.metadata.name = Some("storefront-v2".to_owned());
     newer.clients.push(added);
-    app.handle_key(ctrl('s'));
-    let Effect::ReadReach {
-        commit: Some(request),
-        ..
-    } = app.handle_key(key(KeyCode::Char('y')))
-    else {
-        panic!("a cluster commit reads every namespace first");
-    };
+    let request = confirm_commit(&mut app);
     assert_eq!(app.reach_read(Ok(newer), Some(request)), Effect::None);
     let editor = app.editor.as_ref().unwrap();
     assert!(
@@ -368,16 +389,7 @@ async fn a_namespaced_view_plans_a_policy_edit_against_every_namespace_it_reache
 #[tokio::test]
 async fn a_policy_changed_by_someone_else_meanwhile_is_re_planned_before_it_is_replaced() {
     let (mut app, everything) = namespaced_view();
-    select(&mut app, "web-apps-policy");
-    let Effect::ReadReach { hints, .. } = app.handle_key(key(KeyCode::Char('e'))) else {
-        panic!("on a cluster, opening the editor reads every namespace first");
-    };
-    let (reach, _) = reach_of(&everything, payments_hidden(), &hints).await;
-    let Effect::Plan(request) = app.reach_read(Ok(reach.clone()), None) else {
-        panic!("the reach read, the preview is planned");
-    };
-    app.plan_ready(request.plan());
-    shorten_access_tokens(&mut app);
+    let reach = open_and_shorten_access_tokens(&mut app, &everything).await;
 
     // They shorten the refresh tokens.
     let mut theirs = app.world.as_ref().unwrap().snapshot.clone();
@@ -390,14 +402,7 @@ async fn a_policy_changed_by_someone_else_meanwhile_is_re_planned_before_it_is_r
     }
     app.apply_snapshot(theirs.clone(), Instant::now());
 
-    app.handle_key(ctrl('s'));
-    let Effect::ReadReach {
-        commit: Some(request),
-        ..
-    } = app.handle_key(key(KeyCode::Char('y')))
-    else {
-        panic!("a cluster commit reads every namespace first");
-    };
+    let request = confirm_commit(&mut app);
     assert_eq!(
         app.reach_read(Ok(reach.clone()), Some(request)),
         Effect::None
@@ -421,14 +426,7 @@ async fn a_policy_changed_by_someone_else_meanwhile_is_re_planned_before_it_is_r
         policy.metadata.resource_version = Some("4244".to_owned());
     }
     app.apply_snapshot(theirs, Instant::now());
-    app.handle_key(ctrl('s'));
-    let Effect::ReadReach {
-        commit: Some(request),
-        ..
-    } = app.handle_key(key(KeyCode::Char('y')))
-    else {
-        panic!("a cluster commit reads every namespace first");
-    };
+    let request = confirm_commit(&mut app);
     let Effect::Commit(request) = app.reach_read(Ok(reach), Some(request)) else {
         panic!("previewed against their version, the commit goes ahead");
     };
@@ -440,16 +438,7 @@ async fn a_policy_changed_by_someone_else_meanwhile_is_re_planned_before_it_is_r
 #[tokio::test]
 async fn an_unaffected_client_appearing_elsewhere_does_not_stop_the_commit() {
     let (mut app, everything) = namespaced_view();
-    select(&mut app, "web-apps-policy");
-    let Effect::ReadReach { hints, .. } = app.handle_key(key(KeyCode::Char('e'))) else {
-        panic!("on a cluster, opening the editor reads every namespace first");
-    };
-    let (reach, _) = reach_of(&everything, payments_hidden(), &hints).await;
-    let Effect::Plan(request) = app.reach_read(Ok(reach.clone()), None) else {
-        panic!("the reach read, the preview is planned");
-    };
-    app.plan_ready(request.plan());
-    shorten_access_tokens(&mut app);
+    let reach = open_and_shorten_access_tokens(&mut app, &everything).await;
 
     let mut newer = reach;
     let mut other = newer
@@ -460,14 +449,7 @@ async fn an_unaffected_client_appearing_elsewhere_does_not_stop_the_commit() {
         .clone();
     other.metadata.name = Some("field-app-2".to_owned());
     newer.clients.push(other);
-    app.handle_key(ctrl('s'));
-    let Effect::ReadReach {
-        commit: Some(request),
-        ..
-    } = app.handle_key(key(KeyCode::Char('y')))
-    else {
-        panic!("a cluster commit reads every namespace first");
-    };
+    let request = confirm_commit(&mut app);
     assert!(
         matches!(app.reach_read(Ok(newer), Some(request)), Effect::Commit(_)),
         "{:?}",
