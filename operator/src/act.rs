@@ -12,7 +12,7 @@ use nauthera_shared::resources::{AuthClient, ObjectRef};
 use crate::Error;
 use crate::context::{Context, FIELD_MANAGER};
 use crate::gather::{Gathered, adopt, current_secret_name, secrets_of};
-use crate::journal::Entry;
+use crate::journal::{Begun, Entry};
 use crate::lifecycle::Decision;
 use crate::provider::dcr::DcrDriver;
 use crate::provider::{ClientMetadata, Deleted, Management, ProviderError};
@@ -30,13 +30,8 @@ pub async fn act(
 ) -> Result<Outcome, Error> {
     match decision {
         Decision::Register => {
+            // Its event is the Ready transition's, which says where it was registered.
             let record = register(client, &gathered, None, None, ctx).await?;
-            let note = format!(
-                "registered at {} as {}",
-                record.issuer_url, record.client_id
-            );
-            ctx.event(client, EventType::Normal, "Registered", note)
-                .await;
             provisioned(client, record, &gathered, ctx).await
         }
         Decision::Reregister => reregister(client, &mut gathered, ctx).await,
@@ -289,16 +284,28 @@ async fn register(
     }
     let reference = ObjectRef::of(client);
     // The intent first: should the operator stop before the answer is recorded, the
-    // next attempt knows a registration may exist unrecorded, and says so.
+    // next attempt knows a registration may exist unrecorded, and says so. Kept in the
+    // local journal when there is one (no API write), else in the record.
     let since = k8s_openapi::jiff::Timestamp::now().to_string();
-    let intent = intent_secret(client, &ctx.settings.operator_namespace, previous, &since);
-    apply_record(&intent, ctx).await.map_err(|error| {
-        Error::Unrecorded(format!(
-            "could not record the intent to register in Secret {}/{} ({error}); nothing was registered",
-            ctx.settings.operator_namespace,
-            registration_secret_name(&gathered.uid)
-        ))
-    })?;
+    let begun = Begun {
+        uid: gathered.uid.clone(),
+        namespace: client.metadata.namespace.clone().unwrap_or_default(),
+        name: client.metadata.name.clone().unwrap_or_default(),
+        issuer: server.spec.issuer_url.clone(),
+        since: since.clone(),
+    };
+    let journalled = ctx.journal.enabled() && ctx.journal.begin(&begun).is_ok();
+    if !journalled {
+        let intent = intent_secret(client, &ctx.settings.operator_namespace, previous, &since);
+        let exists = previous.is_some() || gathered.registering_since.is_some();
+        write_record(&intent, exists, ctx).await.map_err(|error| {
+            Error::Unrecorded(format!(
+                "could not record the intent to register in Secret {}/{} ({error}); nothing was registered",
+                ctx.settings.operator_namespace,
+                registration_secret_name(&gathered.uid)
+            ))
+        })?;
+    }
     let driver = DcrDriver::new(ctx.http.clone());
     tracing::debug!(client = %reference, "asking the provider to register");
     let registered = driver
@@ -311,10 +318,14 @@ async fn register(
         // The provider may have registered it: the intent stays, to be reported.
         Err(error @ ProviderError::AnswerLost(_)) => return Err(error.into()),
         Err(error) => {
-            // Nothing was registered: the record goes back to what it was.
-            match previous {
-                Some(previous) => save_registration(client, previous, ctx).await?,
-                None => delete_record(&gathered.uid, ctx).await?,
+            // Nothing was registered: the intent goes, the record is what it was.
+            if journalled {
+                ctx.journal.remove(&gathered.uid);
+            } else {
+                match previous {
+                    Some(previous) => save_registration(client, previous, ctx).await?,
+                    None => delete_record(&gathered.uid, ctx).await?,
+                }
             }
             return Err(error.into());
         }
@@ -338,7 +349,9 @@ async fn register(
     }
     tracing::debug!(client = %reference, "journalled");
     let record = entry.record;
-    if let Err(error) = save_registration(client, &record, ctx).await {
+    let exists = !journalled || previous.is_some() || gathered.registering_since.is_some();
+    let secret = record.to_secret(client, &ctx.settings.operator_namespace);
+    if let Err(error) = write_record(&secret, exists, ctx).await {
         let taken_back = driver.delete(&record.management).await;
         ctx.metrics.provider_call("delete", &taken_back);
         let fate = if taken_back.is_ok() {
@@ -368,6 +381,20 @@ async fn register(
 /// client has no record of becomes the record; one its client no longer needs (a newer
 /// one is recorded, or the client is gone) is deleted at the provider with its own token.
 pub async fn recover_journal(ctx: &Context) {
+    for begun in ctx.journal.begun() {
+        let client = ctx
+            .stores
+            .clients
+            .get(&kube::runtime::reflector::ObjectRef::new(&begun.name).within(&begun.namespace))
+            .filter(|client| client.metadata.uid.as_deref() == Some(begun.uid.as_str()));
+        if let Some(client) = client {
+            possible_orphan(&client, &begun.issuer, &begun.since, ctx).await;
+        } else {
+            ctx.metrics.possible_orphan();
+            tracing::warn!(client = %format!("{}/{}", begun.namespace, begun.name), since = %begun.since, issuer = %begun.issuer, software_id = %begun.uid, "a registration of a client now gone may exist unrecorded");
+        }
+        ctx.journal.remove(&begun.uid);
+    }
     for entry in ctx.journal.entries() {
         let uid = entry.uid.clone();
         match recover(&entry, ctx).await {
@@ -539,24 +566,49 @@ pub async fn save_registration(
     record: &StoredRegistration,
     ctx: &Context,
 ) -> Result<(), Error> {
-    apply_record(
-        &record.to_secret(client, &ctx.settings.operator_namespace),
-        ctx,
-    )
-    .await
+    let secret = record.to_secret(client, &ctx.settings.operator_namespace);
+    write_record(&secret, true, ctx).await
 }
 
-async fn apply_record(secret: &Secret, ctx: &Context) -> Result<(), Error> {
+/// Writes a record: its data replaced by a JSON patch when it exists (`exists` is the
+/// guess: the other way is tried when it was wrong), else created whole. Cheaper for the
+/// API server than a server-side apply, which mattered most at a thousand clients.
+async fn write_record(secret: &Secret, exists: bool, ctx: &Context) -> Result<(), Error> {
     let name = secret.metadata.name.clone().unwrap_or_default();
     let records: Api<Secret> =
         Api::namespaced(ctx.client.clone(), &ctx.settings.operator_namespace);
-    records
-        .patch(
-            &name,
-            &PatchParams::apply(FIELD_MANAGER).force(),
-            &Patch::Apply(secret),
-        )
-        .await?;
+    let patch = || -> Result<Patch<()>, Error> {
+        let patch: json_patch::Patch = serde_json::from_value(serde_json::json!([
+            {"op": "add", "path": "/data", "value": secret.data.clone().unwrap_or_default()}
+        ]))
+        .map_err(|error| Error::Unrecorded(error.to_string()))?;
+        Ok(Patch::Json(patch))
+    };
+    let params = PatchParams {
+        field_manager: Some(FIELD_MANAGER.to_owned()),
+        ..PatchParams::default()
+    };
+    let create = PostParams {
+        field_manager: Some(FIELD_MANAGER.to_owned()),
+        ..PostParams::default()
+    };
+    let code = |result: &Result<_, kube::Error>| match result {
+        Err(kube::Error::Api(response)) => Some(response.code),
+        _ => None,
+    };
+    if exists {
+        let patched = records.patch(&name, &params, &patch()?).await;
+        if code(&patched) != Some(404) {
+            return patched.map(|_| ()).map_err(Into::into);
+        }
+        records.create(&create, secret).await?;
+        return Ok(());
+    }
+    let created = records.create(&create, secret).await;
+    if code(&created) != Some(409) {
+        return created.map(|_| ()).map_err(Into::into);
+    }
+    records.patch(&name, &params, &patch()?).await?;
     Ok(())
 }
 

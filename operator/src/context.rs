@@ -170,7 +170,16 @@ pub struct Context {
     memory: Mutex<HashMap<String, Memory>>,
     /// Per issuer, the settings its provider does not keep (for the server's status).
     unheld: Mutex<HashMap<String, BTreeSet<&'static str>>>,
+    /// Initial access tokens read recently, by Secret and key: a burst of registrations
+    /// reads each once.
+    tokens: Mutex<HashMap<TokenSource, (Instant, SecretString)>>,
 }
+
+/// Where an initial access token is read from: namespace, Secret, key.
+type TokenSource = (String, String, String);
+
+/// How long an initial access token read from its Secret is used before reading again.
+const TOKEN_KEPT_FOR: Duration = Duration::from_secs(30);
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
@@ -201,6 +210,7 @@ impl Context {
             metrics,
             memory: Mutex::new(HashMap::new()),
             unheld: Mutex::new(HashMap::new()),
+            tokens: Mutex::new(HashMap::new()),
         })
     }
 
@@ -249,6 +259,16 @@ impl Context {
             return Ok((endpoint, None));
         };
         let namespace = server.meta().namespace.clone().unwrap_or_default();
+        let key = (
+            namespace.clone(),
+            reference.name.clone(),
+            reference.key.clone(),
+        );
+        if let Some((read, token)) = lock(&self.tokens).get(&key)
+            && read.elapsed() < TOKEN_KEPT_FOR
+        {
+            return Ok((endpoint, Some(token.clone())));
+        }
         let secrets: Api<Secret> = Api::namespaced(self.client.clone(), &namespace);
         let missing = |what: String| Error::InitialAccessToken(what);
         let secret = secrets.get_opt(&reference.name).await?.ok_or_else(|| {
@@ -269,7 +289,9 @@ impl Context {
                     reference.name, reference.key
                 ))
             })?;
-        Ok((endpoint, Some(SecretString::from(value.trim().to_owned()))))
+        let token = SecretString::from(value.trim().to_owned());
+        lock(&self.tokens).insert(key, (Instant::now(), token.clone()));
+        Ok((endpoint, Some(token)))
     }
 
     /// Records an event on `client`; an event that cannot be written is logged, never fatal.

@@ -18,6 +18,16 @@ use serde::{Deserialize, Serialize};
 use crate::provider::Management;
 use crate::secrets::StoredRegistration;
 
+/// A registration asked for, its answer not yet journalled.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Begun {
+    pub uid: String,
+    pub namespace: String,
+    pub name: String,
+    pub issuer: String,
+    pub since: String,
+}
+
 /// One registration made and not yet known to be recorded.
 #[derive(Debug)]
 pub struct Entry {
@@ -81,28 +91,48 @@ impl Journal {
                 .to_owned(),
         };
         let bytes = serde_json::to_vec(&on_disk).map_err(std::io::Error::other)?;
-        let partial = path.with_extension("partial");
-        {
-            let mut options = std::fs::OpenOptions::new();
-            options.write(true).create(true).truncate(true);
-            #[cfg(unix)]
-            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-            let mut file = options.open(&partial)?;
-            file.write_all(&bytes)?;
-            file.sync_all()?;
-        }
-        std::fs::rename(&partial, &path)?;
-        if let Some(dir) = &self.dir {
-            std::fs::File::open(dir)?.sync_all()?;
-        }
-        Ok(())
+        let dir = self.dir.as_ref().map_or_else(PathBuf::new, Clone::clone);
+        write_durably(&dir, &path, &bytes)
     }
 
-    /// The registration is recorded: its entry goes.
+    /// Whether entries are kept at all.
+    pub fn enabled(&self) -> bool {
+        self.dir.is_some()
+    }
+
+    /// Notes, durably, that a registration is about to be asked for: found without an
+    /// answer on the next start, it says the operator stopped while the provider was
+    /// answering. (The cheap, local form of the record's `registering_since`.)
+    pub fn begin(&self, entry: &Begun) -> std::io::Result<()> {
+        let Some(dir) = &self.dir else {
+            return Ok(());
+        };
+        let bytes = serde_json::to_vec(entry).map_err(std::io::Error::other)?;
+        write_durably(dir, &dir.join(format!("{}.begun", entry.uid)), &bytes)
+    }
+
+    /// The registration is recorded, or was never made: its entries go.
     pub fn remove(&self, uid: &str) {
-        if let Some(path) = self.path(uid) {
-            let _ = std::fs::remove_file(path);
+        if let Some(dir) = &self.dir {
+            let _ = std::fs::remove_file(dir.join(format!("{uid}.json")));
+            let _ = std::fs::remove_file(dir.join(format!("{uid}.begun")));
         }
+    }
+
+    /// Registrations begun by an earlier run and never answered.
+    pub fn begun(&self) -> Vec<Begun> {
+        let Some(dir) = &self.dir else {
+            return Vec::new();
+        };
+        let Ok(files) = std::fs::read_dir(dir) else {
+            return Vec::new();
+        };
+        files
+            .flatten()
+            .filter(|file| file.path().extension().is_some_and(|e| e == "begun"))
+            .filter(|file| !file.path().with_extension("json").exists())
+            .filter_map(|file| serde_json::from_slice(&std::fs::read(file.path()).ok()?).ok())
+            .collect()
     }
 
     /// Every entry left by an earlier run.
@@ -139,6 +169,27 @@ impl Journal {
             })
             .collect()
     }
+}
+
+/// Writes `bytes` to `path` so that it survives a crash: written privately, synced,
+/// renamed into place, the directory synced.
+fn write_durably(
+    dir: &std::path::Path,
+    path: &std::path::Path,
+    bytes: &[u8],
+) -> std::io::Result<()> {
+    let partial = path.with_extension("partial");
+    {
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let mut file = options.open(&partial)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+    }
+    std::fs::rename(&partial, path)?;
+    std::fs::File::open(dir)?.sync_all()
 }
 
 #[cfg(test)]
@@ -190,6 +241,26 @@ mod tests {
                 .mode();
             assert_eq!(mode & 0o777, 0o600);
         }
+    }
+
+    #[test]
+    fn a_registration_begun_and_never_answered_is_found_once_answered_it_is_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let journal = Journal::new(Some(dir.path().to_owned())).unwrap();
+        let begun = |uid: &str| Begun {
+            uid: uid.to_owned(),
+            namespace: "shop".to_owned(),
+            name: "orders".to_owned(),
+            issuer: "https://auth.example.com".to_owned(),
+            since: "2026-11-23T10:00:00Z".to_owned(),
+        };
+        journal.begin(&begun("u1")).unwrap();
+        journal.begin(&begun("u2")).unwrap();
+        journal.write(&entry("u2")).unwrap();
+        assert_eq!(journal.begun(), [begun("u1")]);
+        journal.remove("u1");
+        journal.remove("u2");
+        assert!(journal.begun().is_empty() && journal.entries().is_empty());
     }
 
     #[test]

@@ -21,8 +21,10 @@ pub struct ProviderCallLabels {
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct KubeCallLabels {
-    /// `get`, `list`, `watch`, `create`, `update`, `patch` or `delete`.
+    /// `get`, `watch`, `create`, `update`, `patch` or `delete`.
     pub verb: String,
+    /// The resource: `secrets`, `authclients`, `events`, `leases`, …
+    pub resource: String,
 }
 
 /// Every request the operator makes to the Kubernetes API, by verb: one family for the
@@ -208,8 +210,47 @@ where
         KUBE_CALLS
             .get_or_create(&KubeCallLabels {
                 verb: verb.to_owned(),
+                resource: resource_of(request.uri().path()).to_owned(),
             })
             .inc();
         self.inner.call(request)
+    }
+}
+
+/// The resource a Kubernetes API path names: the segment after the namespace (or the
+/// group and version), before the object's name and any subresource.
+fn resource_of(path: &str) -> &str {
+    let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    let start = match segments.first() {
+        Some(&"api") => 2,
+        Some(&"apis") => 3,
+        _ => return "other",
+    };
+    let rest = &segments[start.min(segments.len())..];
+    match rest {
+        ["namespaces", _, resource, ..] | [resource, ..] => resource,
+        [] => "other",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_path_names_its_resource() {
+        for (path, resource) in [
+            ("/api/v1/namespaces/shop/secrets/x", "secrets"),
+            ("/api/v1/namespaces", "namespaces"),
+            (
+                "/apis/coordination.k8s.io/v1/namespaces/sys/leases/op",
+                "leases",
+            ),
+            (
+                "/apis/auth.nauthera.io/v1alpha1/namespaces/shop/authclients/a/status",
+                "authclients",
+            ),
+            ("/apis/auth.nauthera.io/v1alpha1/authclients", "authclients"),
+        ] {
+            assert_eq!(super::resource_of(path), resource, "{path}");
+        }
     }
 }

@@ -162,21 +162,31 @@ async fn report(
     let namespace = client.meta().namespace.clone().unwrap_or_default();
     let name = client.meta().name.clone().unwrap_or_default();
     let api: Api<AuthClient> = Api::namespaced(ctx.client.clone(), &namespace);
-    let patch = json!({
-        "apiVersion": "auth.nauthera.io/v1alpha1",
-        "kind": "AuthClient",
-        "status": status,
-    });
+    // The whole status in one JSON patch: what the operator reports replaces what it
+    // reported, and the API server is spared server-side apply's merge, which at a
+    // thousand clients was its largest cost.
+    let patch: json_patch::Patch = serde_json::from_value(json!([
+        {"op": "add", "path": "/status", "value": status}
+    ]))
+    .map_err(|error| Error::Finalizer(error.to_string()))?;
     api.patch_status(
         &name,
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(&patch),
+        &PatchParams {
+            field_manager: Some(FIELD_MANAGER.to_owned()),
+            ..PatchParams::default()
+        },
+        &Patch::Json::<()>(patch),
     )
     .await?;
     let after = ready_reason(Some(&status)).unwrap_or_default();
     if before.as_deref() != Some(after) {
         let ready = status.conditions.iter().find(|c| c.type_ == "Ready");
-        let note = ready.map(|c| c.message.clone()).unwrap_or_default();
+        let mut note = ready.map(|c| c.message.clone()).unwrap_or_default();
+        if ready.is_some_and(|c| c.status == "True")
+            && let Some(provisioned) = status.conditions.iter().find(|c| c.type_ == "Provisioned")
+        {
+            note = format!("{}; {note}", provisioned.message);
+        }
         let type_ = if ready.is_some_and(|c| c.status == "True") {
             EventType::Normal
         } else {

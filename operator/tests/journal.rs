@@ -116,15 +116,17 @@ async fn a_registration_its_client_has_no_record_of_becomes_the_record() {
     recover_journal(&ctx).await;
     drop(ctx);
     let received = api.await.unwrap();
-    let record = &received[1].1;
+    let patch = &received[1].1;
+    assert_eq!(patch[0]["path"], "/data", "{patch}");
+    let data = &patch[0]["value"];
     let recorded: k8s_openapi::ByteString =
-        serde_json::from_value(record["data"]["client_id"].clone()).unwrap();
+        serde_json::from_value(data["client_id"].clone()).unwrap();
     assert_eq!(
         String::from_utf8(recorded.0).unwrap(),
         entry.record.client_id
     );
     assert!(
-        record["data"].get("registering_since").is_none(),
+        data.get("registering_since").is_none(),
         "the intent is answered"
     );
     assert!(

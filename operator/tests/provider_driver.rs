@@ -299,3 +299,128 @@ async fn secrets_never_show_in_debug_output() {
     let printed = format!("{read:?}");
     assert!(!printed.contains(secret), "{printed}");
 }
+
+/// The same protocol, a second and independent implementation: Glewlwyd.
+mod glewlwyd {
+    use super::*;
+    use crate::common::glewlwyd::Glewlwyd;
+
+    /// Glewlwyd wants at least one redirect URI, whatever the grant.
+    fn service(ttl_seconds: u64) -> ClientMetadata {
+        ClientMetadata {
+            redirect_uris: vec!["https://orders.example.com/callback".to_owned()],
+            ..super::service(ttl_seconds)
+        }
+    }
+
+    async fn register(glewlwyd: &Glewlwyd, metadata: &ClientMetadata) -> (DcrDriver, Registration) {
+        let endpoint = DiscoveryCache::default()
+            .get(&http_client().unwrap(), &glewlwyd.issuer)
+            .await
+            .expect("discovery")
+            .document
+            .registration_endpoint
+            .clone()
+            .expect("registration is enabled");
+        let token = SecretString::from(glewlwyd.initial_access_token().await);
+        let driver = DcrDriver::new(http_client().unwrap());
+        let registration = driver
+            .register(&endpoint, Some(&token), metadata, "uid-1")
+            .await
+            .expect("registered (Glewlwyd answers 200, not 201)");
+        (driver, registration)
+    }
+
+    #[tokio::test]
+    async fn register_read_update_and_delete_following_every_new_secret() {
+        let Some(glewlwyd) = Glewlwyd::start() else {
+            return;
+        };
+        let (driver, registration) = register(&glewlwyd, &service(900)).await;
+        let id = registration.client_id.clone();
+        let first = registration
+            .client_secret
+            .as_ref()
+            .unwrap()
+            .expose_secret()
+            .to_owned();
+        assert_eq!(glewlwyd.client_credentials(&id, &first).await, Ok(3600));
+
+        // A read answers another shape: the method as a list, defaults added, no scope,
+        // no nauthera_*, no registration access token. A steady client is in sync.
+        let read = driver.read(&registration.management).await.expect("read");
+        let comparison = service(900).compare(&read.held);
+        assert!(comparison.in_sync(), "{comparison:?}");
+        assert_eq!(
+            comparison.unheld,
+            ["nauthera_access_token_ttl", "scope"],
+            "what this provider does not keep"
+        );
+        assert!(read.registration_access_token.is_none());
+
+        // Every update issues a new secret and kills the old one at once.
+        let updated = driver
+            .update(&registration.management, &id, &service(300))
+            .await
+            .expect("updated");
+        let second = updated
+            .client_secret
+            .as_ref()
+            .expect("the new secret is in the answer")
+            .expose_secret()
+            .to_owned();
+        assert_ne!(second, first);
+        assert!(glewlwyd.client_credentials(&id, &first).await.is_err());
+        assert_eq!(glewlwyd.client_credentials(&id, &second).await, Ok(3600));
+        assert!(
+            updated.registration_access_token.is_none(),
+            "no new token in the answer: the stored one stays valid"
+        );
+        driver
+            .read(&registration.management)
+            .await
+            .expect("the stored registration access token still works");
+
+        assert_eq!(
+            driver.delete(&registration.management).await.unwrap(),
+            Deleted::Removed,
+            "an empty 200"
+        );
+        let error = driver.read(&registration.management).await.unwrap_err();
+        assert!(
+            matches!(error, ProviderError::Gone { status: 401 }),
+            "{error:?}"
+        );
+        assert_eq!(
+            driver.delete(&registration.management).await.unwrap(),
+            Deleted::AlreadyGone
+        );
+        assert!(glewlwyd.clients().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_bad_initial_access_token_and_an_outage_are_told_apart() {
+        let Some(mut glewlwyd) = Glewlwyd::start() else {
+            return;
+        };
+        let endpoint = format!("{}/register", glewlwyd.issuer);
+        let driver = DcrDriver::new(http_client().unwrap());
+        let error = driver
+            .register(
+                &endpoint,
+                Some(&SecretString::from("nope")),
+                &service(300),
+                "uid-1",
+            )
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(error, ProviderError::Unauthorized { .. }),
+            "{error:?}"
+        );
+        let (driver, registration) = register(&glewlwyd, &service(300)).await;
+        glewlwyd.stop();
+        let error = driver.read(&registration.management).await.unwrap_err();
+        assert!(error.is_transient(), "{error:?}");
+    }
+}

@@ -107,6 +107,7 @@ fn deleted() -> Value {
 }
 
 const REGISTRATION: &str = "/api/v1/namespaces/nauthera-system/secrets/nauthera-registration-6f1c1c6e-0000-4000-8000-000000000001";
+const RECORDS: &str = "/api/v1/namespaces/nauthera-system/secrets";
 const INITIAL_TOKEN: &str = "/api/v1/namespaces/security/secrets/dcr-initial-token";
 const SECRETS: &str = "/api/v1/namespaces/shop/secrets";
 const CREDENTIALS: &str = "/api/v1/namespaces/shop/secrets/order-service-client-secret";
@@ -151,8 +152,30 @@ fn condition<'a>(status: &'a AuthClientStatus, type_: &str) -> (&'a str, &'a str
     )
 }
 
+/// The data a record write sends: one JSON patch that replaces it whole.
+fn data_in(body: &Value) -> &Value {
+    assert_eq!(body[0]["op"], "add", "{body}");
+    assert_eq!(body[0]["path"], "/data", "{body}");
+    &body[0]["value"]
+}
+
+/// The record as the API server holds it after the intent was created and its data then
+/// replaced.
+fn record_from(intent: &Value, data_patch: &Value) -> Value {
+    let mut record = intent.clone();
+    record["data"] = data_in(data_patch).clone();
+    record
+}
+
+/// The status a status patch sends: one JSON patch that replaces it whole.
+fn status_in(body: &Value) -> &Value {
+    assert_eq!(body[0]["op"], "add", "{body}");
+    assert_eq!(body[0]["path"], "/status", "{body}");
+    &body[0]["value"]
+}
+
 fn sent_status(body: &Value) -> AuthClientStatus {
-    serde_json::from_value(body["status"].clone()).unwrap()
+    serde_json::from_value(status_in(body).clone()).unwrap()
 }
 
 /// What a first reconcile of a compliant client sends, and what it leaves behind.
@@ -167,9 +190,8 @@ async fn provision(provider: &TestProvider) -> Provisioned {
         expect(Method::GET, REGISTRATION, 404, not_found()),
         expect(Method::GET, CREDENTIALS, 404, not_found()),
         expect(Method::GET, INITIAL_TOKEN, 200, initial_token_secret()),
+        expect(Method::POST, RECORDS, 201, echo()),
         expect(Method::PATCH, REGISTRATION, 200, echo()),
-        expect(Method::PATCH, REGISTRATION, 200, echo()),
-        event(),
         expect(Method::POST, SECRETS, 201, echo()),
         status_patch(),
         event(),
@@ -186,10 +208,19 @@ async fn provision(provider: &TestProvider) -> Provisioned {
             && intent["data"].get("client_id").is_none(),
         "the intent is recorded before the provider is asked: {intent}"
     );
+    let ready = body(7);
+    assert_eq!(ready["reason"], "Ready");
+    assert!(
+        ready["note"]
+            .as_str()
+            .unwrap()
+            .starts_with("registered at "),
+        "one event says where it was registered and where the credentials are: {ready}"
+    );
     Provisioned {
-        registration: body(4),
-        credentials: body(6),
-        status: sent_status(&body(7)),
+        registration: record_from(&intent, &body(4)),
+        credentials: body(5),
+        status: sent_status(&body(6)),
     }
 }
 
@@ -316,7 +347,10 @@ async fn a_policy_ttl_change_is_one_update_at_the_provider_and_one_status_write_
     .await
     .expect("reconciled");
     let received = server.await.unwrap();
-    assert_eq!(received[2].1["status"]["effective"]["accessTokenTTL"], "5m");
+    assert_eq!(
+        status_in(&received[2].1)["effective"]["accessTokenTTL"],
+        "5m"
+    );
     let requests = provider.requests().await;
     assert_eq!((requests.put, requests.get), (1, 0), "one write, no read");
 
@@ -642,7 +676,7 @@ async fn a_registration_that_cannot_be_recorded_is_taken_back_at_once() {
         expect(Method::GET, REGISTRATION, 404, not_found()),
         expect(Method::GET, CREDENTIALS, 404, not_found()),
         expect(Method::GET, INITIAL_TOKEN, 200, initial_token_secret()),
-        expect(Method::PATCH, REGISTRATION, 200, echo()),
+        expect(Method::POST, RECORDS, 201, echo()),
         expect(Method::PATCH, REGISTRATION, 403, forbidden),
         status_patch(),
         event(),
@@ -677,7 +711,7 @@ async fn when_not_even_the_intent_can_be_recorded_nothing_is_registered() {
         expect(Method::GET, REGISTRATION, 404, not_found()),
         expect(Method::GET, CREDENTIALS, 404, not_found()),
         expect(Method::GET, INITIAL_TOKEN, 200, initial_token_secret()),
-        expect(Method::PATCH, REGISTRATION, 403, forbidden),
+        expect(Method::POST, RECORDS, 403, forbidden),
         status_patch(),
         event(),
     ]);
@@ -711,7 +745,6 @@ async fn a_registration_begun_but_never_recorded_is_reported_before_registering_
         event(),
         expect(Method::PATCH, REGISTRATION, 200, echo()),
         expect(Method::PATCH, REGISTRATION, 200, echo()),
-        event(),
         expect(Method::POST, SECRETS, 201, echo()),
         status_patch(),
         event(),
@@ -765,7 +798,7 @@ async fn a_provider_that_lost_the_client_gets_it_again_with_an_event_and_new_cre
     drop(ctx);
     let received = server.await.unwrap();
     assert_eq!(
-        decoded(&received[3].1, "client_id"),
+        decoded(&json!({"data": data_in(&received[3].1)}), "client_id"),
         decoded(&done.registration, "client_id"),
         "the intent keeps the registration it replaces until the new one is recorded"
     );
@@ -925,11 +958,15 @@ async fn a_client_that_moves_to_another_provider_registers_there_before_leaving_
     .expect("reconciled");
     let received = server.await.unwrap();
     assert!(
-        !decoded(&received[4].1, "retired_client_id").is_empty(),
+        !decoded(
+            &json!({"data": data_in(&received[4].1)}),
+            "retired_client_id"
+        )
+        .is_empty(),
         "the old registration is recorded as retiring until the Secret holds the new one"
     );
     assert_eq!(received[5].1["reason"], "Moved");
-    assert!(received[7].1["data"].get("retired_client_id").is_none());
+    assert!(data_in(&received[7].1).get("retired_client_id").is_none());
 
     let (old_id, old_secret) = id_and_secret(&done.credentials);
     assert_eq!(
@@ -981,7 +1018,7 @@ async fn a_renamed_secret_is_written_under_the_new_name_and_the_old_one_removed(
         "same credentials, new name"
     );
     assert_eq!(
-        received[5].1["status"]["clientSecretRef"]["name"],
+        status_in(&received[5].1)["clientSecretRef"]["name"],
         "orders-credentials"
     );
 }

@@ -8,6 +8,8 @@
 //! - the operator's memory (RSS), provider calls and Kubernetes calls per client, and
 //!   discovery fetches.
 //!
+//! `NAUTHERA_SCALE_OPERATOR_ARGS` adds flags to the operator (e.g. `--concurrency 32`).
+//!
 //! Skipped, saying so, unless both are set. Run with `--nocapture` to see the table; it
 //! is also written to `target/scale-report.md`.
 
@@ -31,6 +33,8 @@ const GIVE_UP: Duration = Duration::from_secs(900);
 #[derive(Default)]
 struct Figures {
     clients: usize,
+    /// How long the harness took to create them (the API server's share of the time).
+    creation: Duration,
     all_ready: Duration,
     ready_p50: Duration,
     ready_p99: Duration,
@@ -61,15 +65,37 @@ struct KubeCalls {
 }
 
 impl KubeCalls {
+    /// The operator's calls so far, by verb, leaving out the leader Lease's renewals
+    /// (every two seconds, whatever the load: reported apart).
     async fn of(operator: &Operator) -> Self {
-        let verb = |verb: &str| format!("nauthera_kube_calls_total{{verb=\"{verb}\"}}");
-        Self {
-            get: count(operator.metric(&verb("get")).await),
-            create: count(operator.metric(&verb("create")).await),
-            update: count(operator.metric(&verb("update")).await),
-            patch: count(operator.metric(&verb("patch")).await),
-            delete: count(operator.metric(&verb("delete")).await),
+        let mut calls = Self::default();
+        for line in operator.metrics().await.lines() {
+            let Some(labels) = line.strip_prefix("nauthera_kube_calls_total{") else {
+                continue;
+            };
+            let value = line
+                .rsplit(' ')
+                .next()
+                .and_then(|v| v.parse::<f64>().ok())
+                .unwrap_or(0.0);
+            if labels.contains("resource=\"leases\"") {
+                continue;
+            }
+            let verb = labels
+                .split("verb=\"")
+                .nth(1)
+                .and_then(|rest| rest.split('"').next())
+                .unwrap_or_default();
+            match verb {
+                "get" => calls.get += value,
+                "create" => calls.create += value,
+                "update" => calls.update += value,
+                "patch" => calls.patch += value,
+                "delete" => calls.delete += value,
+                _ => {}
+            }
         }
+        calls
     }
 
     fn since(self, before: Self, per: f64) -> Self {
@@ -124,51 +150,77 @@ fn rss_mib(pid: u32) -> f64 {
     kib / 1024.0
 }
 
-/// When each client was first seen Ready, by a watch of the team's namespace.
+/// What a watch of the team's namespace saw: when each client was first Ready, and its
+/// access token lifetime now.
 #[derive(Clone, Default)]
-struct ReadyTimes(Arc<Mutex<HashMap<String, Instant>>>);
+struct Watched(Arc<Mutex<Seen>>);
 
-impl ReadyTimes {
+#[derive(Default)]
+struct Seen {
+    ready: HashMap<String, Instant>,
+    ttl: HashMap<String, String>,
+}
+
+impl Watched {
     fn follow(api: Api<AuthClient>) -> Self {
-        let times = Self::default();
-        let seen = times.clone();
+        let watched = Self::default();
+        let seen = watched.clone();
         tokio::spawn(async move {
             let mut events = std::pin::pin!(watcher::watcher(api, watcher::Config::default()));
             while let Ok(Some(event)) = events.try_next().await {
-                if let watcher::Event::Apply(client) | watcher::Event::InitApply(client) = event
-                    && condition(&client, "Ready").is_some_and(|c| c.0 == "True")
-                {
-                    seen.lock()
-                        .entry(client.name_any())
-                        .or_insert_with(Instant::now);
+                if let watcher::Event::Apply(client) | watcher::Event::InitApply(client) = event {
+                    let mut seen = seen.lock();
+                    let name = client.name_any();
+                    if condition(&client, "Ready").is_some_and(|c| c.0 == "True") {
+                        seen.ready.entry(name.clone()).or_insert_with(Instant::now);
+                    }
+                    if let Some(ttl) = client
+                        .status
+                        .as_ref()
+                        .and_then(|s| s.effective.as_ref())
+                        .and_then(|e| e.access_token_ttl)
+                    {
+                        seen.ttl.insert(name, ttl.to_string());
+                    }
                 }
             }
         });
-        times
+        watched
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Instant>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Seen> {
         self.0.lock().unwrap()
     }
 
-    async fn wait_for(&self, names: &[String]) {
+    async fn until(&self, what: &str, done: impl Fn(&Seen) -> bool) {
         let started = Instant::now();
-        loop {
-            let ready = names
-                .iter()
-                .filter(|n| self.lock().contains_key(*n))
-                .count();
-            if ready == names.len() {
-                return;
-            }
-            assert!(
-                started.elapsed() < GIVE_UP,
-                "only {ready} of {} clients became Ready",
-                names.len()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
+        while !done(&self.lock()) {
+            assert!(started.elapsed() < GIVE_UP, "gave up waiting for {what}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
+
+    async fn ready(&self, names: &[String]) {
+        self.until("clients to be Ready", |seen| {
+            names.iter().all(|name| seen.ready.contains_key(name))
+        })
+        .await;
+    }
+}
+
+/// As deploy/ runs it: with the journal (so the intent costs no API write); and any
+/// flags to compare, e.g. NAUTHERA_SCALE_OPERATOR_ARGS="--concurrency 32".
+fn operator_args(system: &str) -> Vec<String> {
+    let journal = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("../e2e-journal/{system}"))
+        .to_string_lossy()
+        .into_owned();
+    let mut args: Vec<String> = ["--resync", "5m", "--journal-dir", &journal]
+        .map(str::to_owned)
+        .into();
+    let extra = std::env::var("NAUTHERA_SCALE_OPERATOR_ARGS").unwrap_or_default();
+    args.extend(extra.split_whitespace().map(str::to_owned));
+    args
 }
 
 async fn run(size: usize, quiet: Duration) -> Figures {
@@ -176,9 +228,10 @@ async fn run(size: usize, quiet: Duration) -> Figures {
         .await
         .expect("a cluster");
     "info,kube=warn".clone_into(&mut scenario.log_filter);
-    scenario.start_operator(&["--resync", "5m"]);
+    let args = operator_args(&scenario.system);
+    scenario.start_operator(&args.iter().map(String::as_str).collect::<Vec<_>>());
     let clients = scenario.clients();
-    let times = ReadyTimes::follow(clients.clone());
+    let times = Watched::follow(clients.clone());
     tokio::time::sleep(Duration::from_secs(1)).await;
     let operator_pid = scenario.operators[0].child.id();
     let provider_before = scenario.provider.requests().await;
@@ -198,9 +251,10 @@ async fn run(size: usize, quiet: Duration) -> Figures {
         .buffer_unordered(50)
         .collect()
         .await;
-    times.wait_for(&names).await;
+    let creation = started.elapsed();
+    times.ready(&names).await;
     let mut per_client: Vec<Duration> = {
-        let ready = times.lock();
+        let ready = &times.lock().ready;
         names
             .iter()
             .map(|name| ready[name].saturating_duration_since(created[name]))
@@ -209,7 +263,7 @@ async fn run(size: usize, quiet: Duration) -> Figures {
     per_client.sort();
     let all_ready = names
         .iter()
-        .map(|name| times.lock()[name])
+        .map(|name| times.lock().ready[name])
         .max()
         .unwrap()
         .duration_since(started);
@@ -227,8 +281,8 @@ async fn run(size: usize, quiet: Duration) -> Figures {
     scenario
         .apply_client(&extra, scenario.service(&extra))
         .await;
-    times.wait_for(std::slice::from_ref(&extra)).await;
-    let one_more = times.lock()[&extra].duration_since(one_started);
+    times.ready(std::slice::from_ref(&extra)).await;
+    let one_more = times.lock().ready[&extra].duration_since(one_started);
     tokio::time::sleep(Duration::from_secs(3)).await;
 
     // The TTL change.
@@ -237,7 +291,14 @@ async fn run(size: usize, quiet: Duration) -> Figures {
     let kube_before = KubeCalls::of(operator).await;
     let changed = Instant::now();
     scenario.apply_policy(scenario.policy("5m")).await;
-    converge(&clients, "5m").await;
+    let every: Vec<String> = names.iter().cloned().chain([extra]).collect();
+    times
+        .until("every client to show the new lifetime", |seen| {
+            every
+                .iter()
+                .all(|name| seen.ttl.get(name).map(String::as_str) == Some("5m"))
+        })
+        .await;
     let convergence = changed.elapsed();
     tokio::time::sleep(Duration::from_secs(3)).await;
     let ttl_provider = since(&scenario.provider.requests().await, &provider_before);
@@ -252,6 +313,7 @@ async fn run(size: usize, quiet: Duration) -> Figures {
 
     let figures = Figures {
         clients: size,
+        creation,
         all_ready,
         ready_p50: percentile(&per_client, 0.5),
         ready_p99: percentile(&per_client, 0.99),
@@ -269,35 +331,6 @@ async fn run(size: usize, quiet: Duration) -> Figures {
     };
     scenario.finish().await;
     figures
-}
-
-/// Waits until every client's status shows `ttl` as its access token lifetime.
-async fn converge(api: &Api<AuthClient>, ttl: &str) {
-    let started = Instant::now();
-    loop {
-        assert!(
-            started.elapsed() < GIVE_UP,
-            "clients did not converge on the new TTL"
-        );
-        let converged = api
-            .list(&kube::api::ListParams::default())
-            .await
-            .unwrap()
-            .items
-            .iter()
-            .all(|object| {
-                let effective = object.status.as_ref().and_then(|s| s.effective.as_ref());
-                effective
-                    .and_then(|e| e.access_token_ttl)
-                    .map(|t| t.to_string())
-                    .as_deref()
-                    == Some(ttl)
-            });
-        if converged {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 #[allow(clippy::cast_precision_loss)]
@@ -329,7 +362,7 @@ async fn the_operator_at_scale() {
             .unwrap_or(60),
     );
     let mut report = String::from(
-        "| clients | all Ready | Ready p50 | p99 | one more | TTL change converged | provider calls per client (create) | Kubernetes writes per client (create) | provider calls per client (TTL change) | Kubernetes writes per client (TTL change) | writes while quiet (provider / Kubernetes) | discovery fetches | operator RSS |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
+        "| clients | created in | all Ready | Ready p50 | p99 | one more | TTL change converged | provider calls per client (create) | Kubernetes writes per client (create) | provider calls per client (TTL change) | Kubernetes writes per client (TTL change) | writes while quiet (provider / Kubernetes, lease renewals aside) | discovery fetches | operator RSS |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
     for size in sizes
         .split(',')
@@ -338,8 +371,9 @@ async fn the_operator_at_scale() {
         let f = run(size, quiet).await;
         let _ = writeln!(
             report,
-            "| {} | {:.2} s | {:.2} s | {:.2} s | {:.2} s | {:.2} s | {} | {:.2} | {} | {:.2} | {} / {} in {} s | {} | {:.0} MiB |",
+            "| {} | {:.2} s | {:.2} s | {:.2} s | {:.2} s | {:.2} s | {:.2} s | {} | {:.2} | {} | {:.2} | {} / {} in {} s | {} | {:.0} MiB |",
             f.clients,
+            f.creation.as_secs_f64(),
             f.all_ready.as_secs_f64(),
             f.ready_p50.as_secs_f64(),
             f.ready_p99.as_secs_f64(),

@@ -31,6 +31,9 @@ pub struct Discovered {
 #[derive(Default)]
 pub struct DiscoveryCache {
     documents: Mutex<HashMap<String, (Instant, Discovered)>>,
+    /// One fetch at a time: a thousand clients of a new issuer wait for the first fetch
+    /// instead of each making their own.
+    fetching: tokio::sync::Mutex<()>,
     /// How many documents were actually fetched (a metric).
     fetches: prometheus_client::metrics::counter::Counter,
 }
@@ -41,6 +44,7 @@ impl DiscoveryCache {
     pub fn counting(fetches: prometheus_client::metrics::counter::Counter) -> Self {
         Self {
             documents: Mutex::default(),
+            fetching: tokio::sync::Mutex::default(),
             fetches,
         }
     }
@@ -51,10 +55,18 @@ impl DiscoveryCache {
         issuer: &str,
     ) -> Result<Discovered, ProviderError> {
         let key = issuer.trim_end_matches('/').to_owned();
-        if let Some((fetched, discovered)) = self.lock().get(&key)
-            && fetched.elapsed() < KEEP_FOR
-        {
-            return Ok(discovered.clone());
+        let fresh = || {
+            self.lock()
+                .get(&key)
+                .filter(|(fetched, _)| fetched.elapsed() < KEEP_FOR)
+                .map(|(_, discovered)| discovered.clone())
+        };
+        if let Some(discovered) = fresh() {
+            return Ok(discovered);
+        }
+        let _one_at_a_time = self.fetching.lock().await;
+        if let Some(discovered) = fresh() {
+            return Ok(discovered);
         }
         self.refresh(http, issuer).await
     }

@@ -8,6 +8,7 @@
 #![allow(dead_code)]
 
 pub mod cluster;
+pub mod glewlwyd;
 pub mod mock_api;
 pub mod world;
 
