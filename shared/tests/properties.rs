@@ -29,13 +29,23 @@ const GRANTS: [GrantType; 3] = [
     GrantType::ClientCredentials,
 ];
 const HOSTS: [&str; 3] = ["*.example.com", "app.example.com", "*.other.org"];
-const REDIRECTS: [&str; 6] = [
+const SCHEMES: [&str; 2] = ["com.example.app", "org.other.app"];
+const METHODS: [ClientAuthMethod; 4] = [
+    ClientAuthMethod::ClientSecretBasic,
+    ClientAuthMethod::ClientSecretPost,
+    ClientAuthMethod::PrivateKeyJwt,
+    ClientAuthMethod::None,
+];
+const REDIRECTS: [&str; 9] = [
     "https://app.example.com/cb",
     "https://x.other.org/cb",
     "http://127.0.0.1/cb",
     "http://evil.example.net/cb",
     "https://a.example.com/cb#frag",
     "https://deep.app.example.com/cb",
+    "com.example.app:/cb",
+    "org.other.app://cb",
+    "myapp:/cb",
 ];
 const NAMESPACES: [&str; 3] = ["security", "team-a", "team-b"];
 const TTLS: [&str; 5] = ["30s", "5m", "15m", "1h30m", "24h"];
@@ -64,11 +74,13 @@ fn policy_strategy(index: usize) -> impl Strategy<Value = AuthPolicy> {
         prop::option::of(subsequence(GRANTS.to_vec(), 0..=GRANTS.len())),
         prop::option::of(prop::sample::select(TTLS.to_vec())),
         prop::option::of(any::<bool>()),
-        prop::option::of(prop::sample::select(vec![
-            ClientAuthMethod::ClientSecretBasic,
-            ClientAuthMethod::ClientSecretPost,
-            ClientAuthMethod::None,
-        ])),
+        prop::option::of(prop::sample::select(METHODS.to_vec())),
+    );
+    let more_rules = (
+        prop::option::of(subsequence(METHODS.to_vec(), 0..=METHODS.len())),
+        prop::option::of(0u32..5),
+        prop::bool::weighted(0.2),
+        subsequence(SCHEMES.to_vec(), 0..=SCHEMES.len()),
     );
     let scope = (
         any::<bool>(),
@@ -78,9 +90,10 @@ fn policy_strategy(index: usize) -> impl Strategy<Value = AuthPolicy> {
         prop::bool::weighted(0.8),
         prop::bool::weighted(0.3),
     );
-    (rules, scope).prop_map(
+    (rules, more_rules, scope).prop_map(
         move |(
             (scopes, grants, ttl, pkce, method),
+            (allowed_methods, max_scopes, confidential, schemes),
             (loopback, hosts, audit, tier, production, revoke),
         )| {
             let spec = AuthPolicySpec {
@@ -103,13 +116,19 @@ fn policy_strategy(index: usize) -> impl Strategy<Value = AuthPolicy> {
                 allowed_grant_types: grants,
                 enforce_pkce: pkce,
                 allowed_scopes: scopes.map(|s| strings(&s)),
-                client_authentication: method.map(|method| ClientAuthentication {
-                    method: Some(method),
-                    secret_rotation: None,
-                }),
+                max_scopes,
+                require_confidential_clients: confidential,
+                client_authentication: (method.is_some() || allowed_methods.is_some()).then_some(
+                    ClientAuthentication {
+                        method,
+                        allowed_methods,
+                        secret_rotation: None,
+                    },
+                ),
                 redirect_uris: Some(RedirectUriRules {
                     allowed_hosts: hosts.map(|h| strings(&h)),
                     allow_loopback_http: loopback,
+                    allowed_schemes: strings(&schemes),
                 }),
             };
             let mut policy = AuthPolicy::new(&format!("policy-{index}"), spec);
@@ -164,9 +183,11 @@ fn client_strategy(index: usize) -> impl Strategy<Value = AuthClient> {
         subsequence(REDIRECTS.to_vec(), 0..=2),
         any::<bool>(),
         prop::option::of(prop::sample::select(vec!["gold", "silver"])),
+        prop::option::weighted(0.3, prop::sample::select(METHODS.to_vec())),
+        any::<bool>(),
     )
         .prop_map(
-            move |(namespace, server, scopes, grants, redirects, public, tier)| {
+            move |(namespace, server, scopes, grants, redirects, public, tier, method, jwks)| {
                 let spec = AuthClientSpec {
                     display_name: format!("Client {index}"),
                     auth_server_ref: AuthServerRef {
@@ -183,7 +204,8 @@ fn client_strategy(index: usize) -> impl Strategy<Value = AuthClient> {
                         ClientType::Confidential
                     },
                     secret_name: None,
-                    jwks_uri: None,
+                    jwks_uri: jwks.then(|| "https://app.example.com/jwks.json".to_owned()),
+                    token_endpoint_auth_method: method,
                 };
                 let mut client = AuthClient::new(&format!("client-{index}"), spec);
                 client.metadata.namespace = Some(namespace.into());
@@ -224,6 +246,11 @@ enum Widening {
     Host(&'static str),
     Loopback,
     DropScopeRestriction,
+    Method(ClientAuthMethod),
+    Scheme(&'static str),
+    RaiseScopeCap,
+    DropScopeCap,
+    DropConfidentialRequirement,
 }
 
 fn widen(policy: &mut AuthPolicy, widening: &Widening) {
@@ -254,6 +281,23 @@ fn widen(policy: &mut AuthPolicy, widening: &Widening) {
                 .allow_loopback_http = true;
         }
         Widening::DropScopeRestriction => spec.allowed_scopes = None,
+        Widening::Method(method) => {
+            if let Some(methods) = spec
+                .client_authentication
+                .as_mut()
+                .and_then(|authentication| authentication.allowed_methods.as_mut())
+            {
+                methods.push(*method);
+            }
+        }
+        Widening::Scheme(scheme) => spec
+            .redirect_uris
+            .get_or_insert_with(Default::default)
+            .allowed_schemes
+            .push((*scheme).to_owned()),
+        Widening::RaiseScopeCap => spec.max_scopes = spec.max_scopes.map(|cap| cap + 1),
+        Widening::DropScopeCap => spec.max_scopes = None,
+        Widening::DropConfidentialRequirement => spec.require_confidential_clients = false,
     }
 }
 
@@ -264,6 +308,11 @@ fn widening_strategy() -> impl Strategy<Value = Widening> {
         prop::sample::select(HOSTS.to_vec()).prop_map(Widening::Host),
         Just(Widening::Loopback),
         Just(Widening::DropScopeRestriction),
+        prop::sample::select(METHODS.to_vec()).prop_map(Widening::Method),
+        prop::sample::select(SCHEMES.to_vec()).prop_map(Widening::Scheme),
+        Just(Widening::RaiseScopeCap),
+        Just(Widening::DropScopeCap),
+        Just(Widening::DropConfidentialRequirement),
     ]
 }
 

@@ -8,8 +8,8 @@ use kube::core::{Selector, SelectorExt};
 
 use crate::duration::Lifetime;
 use crate::resources::{
-    AuthPolicy, ClientAuthMethod, Enforcement, GrantType, LabelSelector, ObjectRef,
-    ViolationResponse, labels_of,
+    AuthPolicy, ClientAuthMethod, ClientAuthentication, Enforcement, GrantType, LabelSelector,
+    ObjectRef, ViolationResponse, labels_of,
 };
 
 /// A problem in an object's own spec, with the field it is in.
@@ -82,10 +82,18 @@ pub struct CompiledPolicy {
     pub enforce_pkce: bool,
     /// In the policy's own order. Lists are short, so a scan beats hashing here.
     pub allowed_scopes: Option<Vec<String>>,
+    pub max_scopes: Option<u32>,
+    pub require_confidential_clients: bool,
+    /// `clientAuthentication.method`: the default a Confidential client gets.
     pub auth_method: Option<ClientAuthMethod>,
+    /// `clientAuthentication.allowedMethods`. Without it, `auth_method` (when set) is the
+    /// only method allowed: see [`Self::allows_auth_method`].
+    pub allowed_auth_methods: Option<Vec<ClientAuthMethod>>,
     pub secret_rotation: Option<RotationSchedule>,
     pub allowed_hosts: Option<Vec<String>>,
     pub allow_loopback_http: bool,
+    /// Private-use URI schemes, lower case.
+    pub allowed_schemes: Vec<String>,
     /// What is wrong with the policy itself.
     pub errors: Vec<FieldError>,
 }
@@ -148,6 +156,21 @@ impl CompiledPolicy {
                 }
             }
         }
+        for (index, scheme) in redirect_rules.allowed_schemes.iter().enumerate() {
+            if !is_private_use_scheme(&scheme.to_ascii_lowercase()) {
+                errors.push(FieldError {
+                    field: format!("spec.redirectUris.allowedSchemes[{index}]"),
+                    message: format!(
+                        "{scheme:?} is not a private-use URI scheme: use a reverse domain name such as \"com.example.app\" (RFC 8252, section 7.1)"
+                    ),
+                });
+            }
+        }
+        check_authentication(
+            &authentication,
+            spec.require_confidential_clients,
+            &mut errors,
+        );
         Self {
             reference: ObjectRef::of(policy),
             labels: labels_of(policy).clone(),
@@ -161,12 +184,20 @@ impl CompiledPolicy {
             allowed_grant_types: spec.allowed_grant_types.clone(),
             enforce_pkce: spec.enforce_pkce.unwrap_or(true),
             allowed_scopes: spec.allowed_scopes.clone(),
+            max_scopes: spec.max_scopes,
+            require_confidential_clients: spec.require_confidential_clients,
             auth_method: authentication.method,
+            allowed_auth_methods: authentication.allowed_methods,
             secret_rotation,
             allowed_hosts: redirect_rules
                 .allowed_hosts
                 .map(|hosts| hosts.iter().map(|h| h.to_ascii_lowercase()).collect()),
             allow_loopback_http: redirect_rules.allow_loopback_http,
+            allowed_schemes: redirect_rules
+                .allowed_schemes
+                .iter()
+                .map(|scheme| scheme.to_ascii_lowercase())
+                .collect(),
             errors,
         }
     }
@@ -191,6 +222,26 @@ impl CompiledPolicy {
         self.allowed_grant_types
             .as_ref()
             .is_none_or(|allowed| allowed.contains(&grant_type))
+    }
+
+    /// Whether a client may authenticate with `method`: it is in `allowedMethods`, or, without
+    /// that list, it is `method` (when set).
+    pub(crate) fn allows_auth_method(&self, method: ClientAuthMethod) -> bool {
+        match &self.allowed_auth_methods {
+            Some(allowed) => allowed.contains(&method),
+            None => self.auth_method.is_none_or(|required| required == method),
+        }
+    }
+
+    /// Whether the policy names one method only (`method` without `allowedMethods`), which
+    /// it then requires rather than gives by default.
+    pub(crate) fn requires_one_auth_method(&self) -> bool {
+        self.auth_method.is_some() && self.allowed_auth_methods.is_none()
+    }
+
+    /// Whether redirect URIs may use the private-use `scheme` (lower case).
+    pub(crate) fn allows_scheme(&self, scheme: &str) -> bool {
+        self.allowed_schemes.iter().any(|allowed| allowed == scheme)
     }
 
     /// Whether `host` (lower case) is one the policy lets redirect URIs point at.
@@ -265,6 +316,53 @@ fn fires_per_week(cron: &croner::Cron) -> usize {
         .take(CAP)
         .take_while(|time| *time < week_end)
         .count()
+}
+
+/// The default method must be one clients may use, and a policy that refuses Public clients
+/// must leave Confidential ones a method: either mistake would refuse every client.
+fn check_authentication(
+    authentication: &ClientAuthentication,
+    require_confidential_clients: bool,
+    errors: &mut Vec<FieldError>,
+) {
+    if let (Some(method), Some(allowed)) = (authentication.method, &authentication.allowed_methods)
+        && !allowed.contains(&method)
+    {
+        let names: Vec<&str> = allowed.iter().map(|m| m.as_str()).collect();
+        errors.push(FieldError {
+            field: "spec.clientAuthentication.method".to_owned(),
+            message: format!(
+                "{} is not one of clientAuthentication.allowedMethods ({}): the default must be a method clients may use",
+                method.as_str(),
+                if names.is_empty() { "none".to_owned() } else { names.join(", ") }
+            ),
+        });
+    }
+    let only_none = match (&authentication.allowed_methods, authentication.method) {
+        (Some(allowed), _) => allowed.iter().all(|m| *m == ClientAuthMethod::None),
+        (None, Some(method)) => method == ClientAuthMethod::None,
+        (None, None) => false,
+    };
+    if require_confidential_clients && only_none {
+        errors.push(FieldError {
+            field: "spec.requireConfidentialClients".to_owned(),
+            message: "refuses Public clients, but clientAuthentication leaves Confidential clients no method (none is for Public clients only): no client could comply".to_owned(),
+        });
+    }
+}
+
+/// A private-use URI scheme in RFC 8252's sense (section 7.1): a reverse domain name such as
+/// `com.example.app`, given in lower case. Schemes without a dot (`myapp`, `https`) are not.
+pub(crate) fn is_private_use_scheme(scheme: &str) -> bool {
+    let mut labels = scheme.split('.');
+    let first_is_letter = scheme.starts_with(|c: char| c.is_ascii_lowercase());
+    let label_ok = |label: &str| {
+        !label.is_empty()
+            && label
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    };
+    first_is_letter && scheme.contains('.') && labels.all(label_ok)
 }
 
 /// Allowed host patterns are DNS names, optionally starting with `*.` for any subdomain.

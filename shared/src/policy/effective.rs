@@ -5,6 +5,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::compiled::CompiledPolicy;
+use super::rules::authentication_method;
 use crate::duration::Lifetime;
 use crate::resources::{AuthClient, ClientAuthMethod, ClientType, GrantType};
 
@@ -103,13 +104,7 @@ pub(crate) fn decide<'p>(
         governing.iter().filter_map(|p| lifetime(p)).min()
     };
     let uses_code_flow = spec.grant_types.contains(&GrantType::AuthorizationCode);
-    let token_endpoint_auth_method = match spec.client_type {
-        ClientType::Public => ClientAuthMethod::None,
-        ClientType::Confidential => governing
-            .iter()
-            .find_map(|policy| policy.auth_method)
-            .unwrap_or(ClientAuthMethod::ClientSecretBasic),
-    };
+    let token_endpoint_auth_method = authentication_method(client, governing).method;
     let secret_rotation_schedule = governing
         .iter()
         .filter_map(|policy| policy.secret_rotation.as_ref())

@@ -2,11 +2,12 @@
 //! documentation and returns the violations it finds, naming the field, the rule and the
 //! policy. Fixed rules (Nauthera's secure defaults) come first; then the rules policies set.
 
+use std::collections::BTreeSet;
 use std::net::IpAddr;
 
 use url::Url;
 
-use super::compiled::CompiledPolicy;
+use super::compiled::{CompiledPolicy, is_private_use_scheme};
 use super::violation::{Violation, rule};
 use crate::resources::{
     AuthClient, ClientAuthMethod, ClientType, DNS_SUBDOMAIN_PATTERN, GrantType,
@@ -24,8 +25,14 @@ pub(crate) struct FixedFindings {
 /// Where a well-formed redirect URI points.
 #[derive(Clone, Debug)]
 enum RedirectTarget {
-    Https { host: String },
+    Https {
+        host: String,
+    },
     LoopbackHttp,
+    /// A native app's private-use URI scheme, such as `com.example.app` (RFC 8252, 7.1).
+    PrivateUse {
+        scheme: String,
+    },
 }
 
 /// Nauthera's fixed rules, which no policy can relax.
@@ -36,8 +43,9 @@ pub(crate) fn check_fixed_rules(client: &AuthClient) -> FixedFindings {
     scopes_are_well_formed(client, found);
     secret_name_is_a_dns_name(client, found);
     jwks_uri_uses_https(client, found);
+    requested_method_suits_the_client(client, found);
     for (item, uri) in redirect_uris(client) {
-        if let Some(target) = redirect_uri_is_safe(&item, uri, found) {
+        if let Some(target) = redirect_uri_is_safe(&item, uri, client.spec.client_type, found) {
             findings.redirects.push((item, target));
         }
     }
@@ -55,13 +63,57 @@ pub(crate) fn check_policy_rules(
     for (item, target) in &fixed.redirects {
         redirect_target_is_allowed(client, item, target, governing, &mut found);
     }
+    let method = authentication_method(client, governing);
     for policy in governing {
         scopes_are_allowed(client, policy, &mut found);
+        scope_count_is_within_cap(client, policy, &mut found);
         grant_types_are_allowed(client, policy, &mut found);
-        authentication_method_fits(client, policy, &mut found);
+        client_type_is_allowed(client, policy, &mut found);
+        authentication_method_fits(client, policy, &method, &mut found);
     }
     policies_agree_on_authentication(governing, client, &mut found);
     found
+}
+
+/// The method a client authenticates with, and where it comes from.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct AuthenticationMethod<'p> {
+    pub method: ClientAuthMethod,
+    source: MethodSource<'p>,
+}
+
+#[derive(Clone, Copy, Debug)]
+enum MethodSource<'p> {
+    /// The client's `tokenEndpointAuthMethod`.
+    Requested,
+    /// A Public client that names none uses `none`.
+    Public,
+    /// The `clientAuthentication.method` of the first governing policy that sets one.
+    PolicyDefault(&'p CompiledPolicy),
+    /// Nobody said: `client_secret_basic`.
+    BuiltIn,
+}
+
+/// What the client asks for; else `none` for a Public client; else the first governing
+/// policy's default; else `client_secret_basic`. Policies that give different defaults are
+/// reported by [`policies_agree_on_authentication`]: the first one's is only what an audited
+/// client gets meanwhile.
+pub(crate) fn authentication_method<'p>(
+    client: &AuthClient,
+    governing: &[&'p CompiledPolicy],
+) -> AuthenticationMethod<'p> {
+    let (method, source) = match (
+        client.spec.token_endpoint_auth_method,
+        client.spec.client_type,
+    ) {
+        (Some(method), _) => (method, MethodSource::Requested),
+        (None, ClientType::Public) => (ClientAuthMethod::None, MethodSource::Public),
+        (None, ClientType::Confidential) => governing
+            .iter()
+            .find_map(|policy| Some((policy.auth_method?, MethodSource::PolicyDefault(policy))))
+            .unwrap_or((ClientAuthMethod::ClientSecretBasic, MethodSource::BuiltIn)),
+    };
+    AuthenticationMethod { method, source }
 }
 
 /// A policy that cannot be read governs nothing correctly: its clients are held until it is fixed.
@@ -172,6 +224,43 @@ fn jwks_uri_uses_https(client: &AuthClient, found: &mut Vec<Violation>) {
     }
 }
 
+/// A method the client asks for must suit it: a Public client has nothing to authenticate
+/// with, a Confidential one must authenticate, and a key-based method needs the key set.
+fn requested_method_suits_the_client(client: &AuthClient, found: &mut Vec<Violation>) {
+    let spec = &client.spec;
+    let Some(method) = spec.token_endpoint_auth_method else {
+        return;
+    };
+    let mut broken = |field: &str, message: String| {
+        found.push(Violation::fixed(
+            field,
+            rule::TOKEN_ENDPOINT_AUTH_METHOD,
+            message,
+        ));
+    };
+    match (spec.client_type, method) {
+        (ClientType::Public, ClientAuthMethod::None) => {}
+        (ClientType::Public, _) => broken(
+            "spec.tokenEndpointAuthMethod",
+            format!(
+                "clientType Public cannot authenticate with {}: a Public client keeps no secret or key, so its method is none",
+                method.as_str()
+            ),
+        ),
+        (ClientType::Confidential, ClientAuthMethod::None) => broken(
+            "spec.tokenEndpointAuthMethod",
+            "clientType Confidential cannot use method none; only a Public client can".to_owned(),
+        ),
+        (ClientType::Confidential, ClientAuthMethod::PrivateKeyJwt) if spec.jwks_uri.is_none() => {
+            broken(
+                "spec.jwksUri",
+                "spec.jwksUri is needed for tokenEndpointAuthMethod private_key_jwt".to_owned(),
+            );
+        }
+        (ClientType::Confidential, _) => {}
+    }
+}
+
 /// An item of a list field, e.g. `spec.redirectUris[0]`; its path is only written out
 /// when a violation needs it, since most URIs break no rule.
 #[derive(Clone, Copy, Debug)]
@@ -214,10 +303,13 @@ fn redirect_uris<'a>(client: &'a AuthClient) -> impl Iterator<Item = (ListItem, 
 }
 
 /// A redirect URI is an absolute https URL without wildcard or fragment; plain http only
-/// on loopback, for native apps. Returns where it points, for the policies to judge.
+/// on loopback, and private-use schemes (`com.example.app:/callback`) only for Public
+/// clients: both are for native apps (RFC 8252). Returns where it points, for the policies
+/// to judge.
 fn redirect_uri_is_safe(
     field: &ListItem,
     uri: &str,
+    client_type: ClientType,
     found: &mut Vec<Violation>,
 ) -> Option<RedirectTarget> {
     if uri.contains('*') {
@@ -229,16 +321,7 @@ fn redirect_uri_is_safe(
         return None;
     }
     let url = match Url::parse(uri) {
-        Ok(url) if url.has_host() => url,
-        Ok(_) => {
-            let message = format!("redirect URI {uri:?} has no host");
-            found.push(Violation::fixed(
-                field,
-                rule::REDIRECT_URI_ABSOLUTE,
-                message,
-            ));
-            return None;
-        }
+        Ok(url) => url,
         Err(error) => {
             let message = format!("redirect URI {uri:?} is not an absolute URL: {error}");
             found.push(Violation::fixed(
@@ -249,12 +332,36 @@ fn redirect_uri_is_safe(
             return None;
         }
     };
+    // The URL parser has already lower-cased the scheme. A private-use URI needs no host.
+    let private_use = is_private_use_scheme(url.scheme());
+    if !private_use && !url.has_host() {
+        let message = format!("redirect URI {uri:?} has no host");
+        found.push(Violation::fixed(
+            field,
+            rule::REDIRECT_URI_ABSOLUTE,
+            message,
+        ));
+        return None;
+    }
     if url.fragment().is_some() {
         found.push(Violation::fixed(
             field,
             rule::REDIRECT_URI_NO_FRAGMENT,
             format!("redirect URI {uri:?} must not have a fragment (\"#…\")"),
         ));
+    }
+    if private_use {
+        if client_type != ClientType::Public {
+            found.push(Violation::fixed(
+                field,
+                rule::REDIRECT_URI_PRIVATE_USE,
+                format!("redirect URI {uri:?} uses a private-use scheme, which only a native app (clientType Public) may use"),
+            ));
+            return None;
+        }
+        return Some(RedirectTarget::PrivateUse {
+            scheme: url.scheme().to_owned(),
+        });
     }
     // The URL parser has already lower-cased the host of http and https URLs.
     let host = url.host_str().unwrap_or_default();
@@ -275,7 +382,8 @@ fn redirect_uri_is_safe(
 }
 
 /// Every policy must allow where a redirect URI points: its host, if the policy lists
-/// hosts; loopback http, only if the policy allows it.
+/// hosts; loopback http, only if the policy allows it; a private-use scheme, only if the
+/// policy lists it.
 fn redirect_target_is_allowed(
     client: &AuthClient,
     item: &ListItem,
@@ -321,6 +429,25 @@ fn redirect_target_is_allowed(
                 ));
             }
         }
+        RedirectTarget::PrivateUse { scheme } => {
+            let uri = item.value(client);
+            for policy in governing
+                .iter()
+                .filter(|policy| !policy.allows_scheme(scheme))
+            {
+                found.push(Violation::of_policy(
+                    item,
+                    rule::REDIRECT_URI_SCHEMES,
+                    &policy.reference,
+                    policy.enforcement,
+                    format!(
+                        "redirect URI {uri:?} uses the private-use scheme {scheme:?}, which policy {} does not allow (redirectUris.allowedSchemes: {})",
+                        policy.reference,
+                        listing(&policy.allowed_schemes)
+                    ),
+                ));
+            }
+        }
     }
 }
 
@@ -349,6 +476,32 @@ fn scopes_are_allowed(client: &AuthClient, policy: &CompiledPolicy, found: &mut 
                 ),
             ));
         }
+    }
+}
+
+/// A client may request no more distinct scopes than the policy's cap.
+fn scope_count_is_within_cap(
+    client: &AuthClient,
+    policy: &CompiledPolicy,
+    found: &mut Vec<Violation>,
+) {
+    let Some(cap) = policy.max_scopes else {
+        return;
+    };
+    let requested: BTreeSet<&str> = client.spec.scopes.iter().map(String::as_str).collect();
+    if requested.len() > cap as usize {
+        let count = requested.len();
+        found.push(Violation::of_policy(
+            "spec.scopes",
+            rule::MAX_SCOPES,
+            &policy.reference,
+            policy.enforcement,
+            format!(
+                "{count} {} requested, but policy {} allows at most {cap} (maxScopes: {cap})",
+                if count == 1 { "scope" } else { "scopes" },
+                policy.reference
+            ),
+        ));
     }
 }
 
@@ -382,60 +535,181 @@ fn grant_types_are_allowed(
     }
 }
 
-/// A required authentication method must suit the client: public clients have no secret
-/// and so authenticate with `none`; confidential clients must authenticate; a key-based
-/// method needs the client's key set.
-fn authentication_method_fits(
+/// A policy that requires confidential clients refuses Public ones.
+fn client_type_is_allowed(
     client: &AuthClient,
     policy: &CompiledPolicy,
     found: &mut Vec<Violation>,
 ) {
-    let Some(method) = policy.auth_method else {
-        return;
-    };
-    let spec = &client.spec;
-    let required = format!(
-        "which policy {} requires (clientAuthentication.method: {})",
-        policy.reference,
-        method.as_str()
-    );
-    let mut broken = |field: &str, message: String| {
+    if policy.require_confidential_clients && client.spec.client_type == ClientType::Public {
         found.push(Violation::of_policy(
-            field,
-            rule::AUTH_METHOD,
+            "spec.clientType",
+            rule::REQUIRE_CONFIDENTIAL,
             &policy.reference,
             policy.enforcement,
-            message,
-        ));
-    };
-    match (spec.client_type, method) {
-        (ClientType::Public, ClientAuthMethod::None) => {}
-        (ClientType::Public, _) => {
-            broken(
-                "spec.clientType",
-                format!(
-                    "clientType Public cannot authenticate with {}, {required}",
-                    method.as_str()
-                ),
-            );
-        }
-        (ClientType::Confidential, ClientAuthMethod::None) => broken(
-            "spec.clientType",
             format!(
-                "clientType Confidential cannot use method none, {required}; only a Public client can"
+                "clientType Public is not allowed by policy {} (requireConfidentialClients: true); only a Confidential client, which can keep a secret, may register",
+                policy.reference
             ),
-        ),
-        (ClientType::Confidential, ClientAuthMethod::PrivateKeyJwt) if spec.jwks_uri.is_none() => {
-            broken(
-                "spec.jwksUri",
-                format!("spec.jwksUri is needed for private_key_jwt, {required}"),
-            );
-        }
-        (ClientType::Confidential, _) => {}
+        ));
     }
 }
 
-/// Two policies that demand different authentication methods cannot both be met.
+/// The client's authentication method must be one the policy allows, and the policy's
+/// default must suit the client that gets it. A Public client refused by
+/// `requireConfidentialClients` hears that alone.
+fn authentication_method_fits(
+    client: &AuthClient,
+    policy: &CompiledPolicy,
+    method: &AuthenticationMethod,
+    found: &mut Vec<Violation>,
+) {
+    if client.spec.client_type == ClientType::Public && policy.require_confidential_clients {
+        return;
+    }
+    let broken = |field: &str, rule: &str, message: String| {
+        Violation::of_policy(field, rule, &policy.reference, policy.enforcement, message)
+    };
+    let used = method.method;
+    let reference = &policy.reference;
+    let violation = match (method.source, policy.auth_method) {
+        // A Confidential client that names no method gets the policies' default: this
+        // policy's own must suit it (another policy's different one is a conflict).
+        (MethodSource::PolicyDefault(_) | MethodSource::BuiltIn, Some(default)) => {
+            default_suits_the_client(client, policy, default)
+        }
+        _ if policy.allows_auth_method(used) => None,
+        (MethodSource::Requested, Some(required)) if policy.requires_one_auth_method() => {
+            Some(broken(
+                "spec.tokenEndpointAuthMethod",
+                rule::AUTH_METHOD,
+                format!(
+                    "authentication method {:?} is not allowed by policy {reference}, which requires {} (clientAuthentication.method: {})",
+                    used.as_str(),
+                    required.as_str(),
+                    required.as_str()
+                ),
+            ))
+        }
+        (MethodSource::Requested, _) => Some(broken(
+            "spec.tokenEndpointAuthMethod",
+            rule::ALLOWED_AUTH_METHODS,
+            format!(
+                "authentication method {:?} is not allowed by policy {reference} (clientAuthentication.allowedMethods: {})",
+                used.as_str(),
+                allowed_methods(policy)
+            ),
+        )),
+        (MethodSource::Public, Some(required)) if policy.requires_one_auth_method() => {
+            Some(broken(
+                "spec.clientType",
+                rule::AUTH_METHOD,
+                format!(
+                    "clientType Public cannot authenticate with {}, which policy {reference} requires (clientAuthentication.method: {})",
+                    required.as_str(),
+                    required.as_str()
+                ),
+            ))
+        }
+        (MethodSource::Public, _) => Some(broken(
+            "spec.clientType",
+            rule::ALLOWED_AUTH_METHODS,
+            format!(
+                "clientType Public authenticates with none, which policy {reference} does not allow (clientAuthentication.allowedMethods: {})",
+                allowed_methods(policy)
+            ),
+        )),
+        (source, None) => {
+            let whose = match source {
+                MethodSource::PolicyDefault(other) => format!(
+                    " (clientAuthentication.method of policy {})",
+                    other.reference
+                ),
+                _ => String::new(),
+            };
+            Some(broken(
+                "spec.tokenEndpointAuthMethod",
+                rule::ALLOWED_AUTH_METHODS,
+                format!(
+                    "the default method {}{whose} is not allowed by policy {reference} (clientAuthentication.allowedMethods: {}); name one it allows in spec.tokenEndpointAuthMethod",
+                    used.as_str(),
+                    allowed_methods(policy)
+                ),
+            ))
+        }
+    };
+    found.extend(violation);
+}
+
+/// A policy's default method must suit a Confidential client that names none: it must
+/// authenticate, and a key-based method needs the client's key set.
+fn default_suits_the_client(
+    client: &AuthClient,
+    policy: &CompiledPolicy,
+    default: ClientAuthMethod,
+) -> Option<Violation> {
+    let reference = &policy.reference;
+    let said = if policy.requires_one_auth_method() {
+        format!(
+            "which policy {reference} requires (clientAuthentication.method: {})",
+            default.as_str()
+        )
+    } else {
+        format!(
+            "which policy {reference} gives by default (clientAuthentication.method: {})",
+            default.as_str()
+        )
+    };
+    let (field, message) = match default {
+        ClientAuthMethod::None => {
+            let others: Vec<&str> = policy
+                .allowed_auth_methods
+                .iter()
+                .flatten()
+                .filter(|m| **m != ClientAuthMethod::None)
+                .map(|m| m.as_str())
+                .collect();
+            let remedy = if others.is_empty() {
+                "only a Public client can".to_owned()
+            } else {
+                format!(
+                    "only a Public client can, or name one of {} in spec.tokenEndpointAuthMethod",
+                    others.join(", ")
+                )
+            };
+            (
+                "spec.clientType",
+                format!("clientType Confidential cannot use method none, {said}; {remedy}"),
+            )
+        }
+        ClientAuthMethod::PrivateKeyJwt if client.spec.jwks_uri.is_none() => (
+            "spec.jwksUri",
+            format!("spec.jwksUri is needed for private_key_jwt, {said}"),
+        ),
+        _ => return None,
+    };
+    Some(Violation::of_policy(
+        field,
+        rule::AUTH_METHOD,
+        reference,
+        policy.enforcement,
+        message,
+    ))
+}
+
+fn allowed_methods(policy: &CompiledPolicy) -> String {
+    let names: Vec<&str> = policy
+        .allowed_auth_methods
+        .iter()
+        .flatten()
+        .map(|m| m.as_str())
+        .collect();
+    listing(&names)
+}
+
+/// Policies that give a Confidential client different default methods leave it unsure
+/// which it gets: it must name one both allow, if there is one. Two policies that each
+/// require a different method cannot both be met.
 fn policies_agree_on_authentication(
     governing: &[&CompiledPolicy],
     client: &AuthClient,
@@ -444,6 +718,9 @@ fn policies_agree_on_authentication(
     if client.spec.client_type == ClientType::Public {
         return; // public clients always use `none`; the per-policy rule covers them
     }
+    if client.spec.token_endpoint_auth_method.is_some() {
+        return; // no default applies; every policy judges the method asked for
+    }
     let mut demanding = governing
         .iter()
         .filter_map(|policy| Some((policy, policy.auth_method?)));
@@ -451,18 +728,51 @@ fn policies_agree_on_authentication(
         return;
     };
     for (policy, method) in demanding.filter(|(_, method)| *method != first_method) {
+        let (field, message) = if first.requires_one_auth_method()
+            && policy.requires_one_auth_method()
+        {
+            (
+                "spec.clientType",
+                format!(
+                    "policy {} requires clientAuthentication.method {} but policy {} requires {}; no client can satisfy both",
+                    policy.reference,
+                    method.as_str(),
+                    first.reference,
+                    first_method.as_str()
+                ),
+            )
+        } else {
+            let both: Vec<&str> = ClientAuthMethod::ALL
+                .into_iter()
+                .filter(|m| *m != ClientAuthMethod::None)
+                .filter(|m| first.allows_auth_method(*m) && policy.allows_auth_method(*m))
+                .map(ClientAuthMethod::as_str)
+                .collect();
+            let remedy = if both.is_empty() {
+                "no method is allowed by both, so no client can satisfy both".to_owned()
+            } else {
+                format!(
+                    "name one both allow in spec.tokenEndpointAuthMethod ({})",
+                    both.join(", ")
+                )
+            };
+            (
+                "spec.tokenEndpointAuthMethod",
+                format!(
+                    "policy {} gives clientAuthentication.method {} by default but policy {} gives {}; {remedy}",
+                    policy.reference,
+                    method.as_str(),
+                    first.reference,
+                    first_method.as_str()
+                ),
+            )
+        };
         found.push(Violation::of_policy(
-            "spec.clientType",
+            field,
             rule::AUTH_METHOD,
             &policy.reference,
             policy.enforcement,
-            format!(
-                "policy {} requires clientAuthentication.method {} but policy {} requires {}; no client can satisfy both",
-                policy.reference,
-                method.as_str(),
-                first.reference,
-                first_method.as_str()
-            ),
+            message,
         ));
     }
 }

@@ -86,7 +86,13 @@ pub mod rule {
     pub const REDIRECT_URI_NO_WILDCARD: &str = "redirectUris.noWildcard";
     pub const REDIRECT_URI_LOOPBACK: &str = "redirectUris.allowLoopbackHttp";
     pub const REDIRECT_URI_HOSTS: &str = "redirectUris.allowedHosts";
+    pub const REDIRECT_URI_SCHEMES: &str = "redirectUris.allowedSchemes";
+    pub const REDIRECT_URI_PRIVATE_USE: &str = "redirectUris.privateUseScheme";
+    pub const MAX_SCOPES: &str = "maxScopes";
+    pub const REQUIRE_CONFIDENTIAL: &str = "requireConfidentialClients";
     pub const AUTH_METHOD: &str = "clientAuthentication.method";
+    pub const ALLOWED_AUTH_METHODS: &str = "clientAuthentication.allowedMethods";
+    pub const TOKEN_ENDPOINT_AUTH_METHOD: &str = "tokenEndpointAuthMethod";
     pub const JWKS_URI: &str = "jwksUri";
     pub const SECRET_NAME: &str = "secretName";
 }

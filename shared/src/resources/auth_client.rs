@@ -2,7 +2,7 @@ use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{Condition, DNS_SUBDOMAIN_PATTERN, SCOPE_PATTERN};
+use super::{ClientAuthMethod, Condition, DNS_SUBDOMAIN_PATTERN, SCOPE_PATTERN};
 use crate::policy::{EffectiveSettings, Violation};
 
 /// What the application needs: its name, server, redirect URIs, scopes and grant types.
@@ -93,6 +93,15 @@ pub struct AuthClientSpec {
     /// `private_key_jwt` authentication.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub jwks_uri: Option<String>,
+
+    /// How the client authenticates to the token endpoint: `client_secret_basic`,
+    /// `client_secret_post`, `private_key_jwt` (needs `jwksUri`) or `none` (Public clients
+    /// only). Every governing policy's `clientAuthentication` must allow it. Omitted: `none`
+    /// for a Public client; for a Confidential one the policies' `clientAuthentication.method`,
+    /// else `client_secret_basic`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "super::auth_policy::nullable_auth_method")]
+    pub token_endpoint_auth_method: Option<ClientAuthMethod>,
 }
 
 /// The grant types applications use by default.

@@ -2,7 +2,7 @@ use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{Condition, GrantType, LabelSelector, SCOPE_PATTERN};
+use super::{Condition, GrantType, LabelSelector, PRIVATE_USE_SCHEME_PATTERN, SCOPE_PATTERN};
 use crate::duration::GO_DURATION_PATTERN;
 
 /// The rules. A rule left out does not restrict; several policies combine, most restrictive first.
@@ -91,6 +91,18 @@ pub struct AuthPolicySpec {
     #[schemars(inner(pattern(SCOPE_PATTERN)))]
     pub allowed_scopes: Option<Vec<String>>,
 
+    /// The most scopes one governed client may request (distinct scopes of
+    /// `spec.scopes`). Omitted: no cap. With several policies, the smallest cap wins.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("format" = "int32"))]
+    pub max_scopes: Option<u32>,
+
+    /// Refuse Public clients (browser and native apps, which cannot keep a secret): every
+    /// governed client must be `Confidential`. Defaults to false; with several policies,
+    /// any one that sets it applies.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub require_confidential_clients: bool,
+
     /// How confidential clients authenticate to the token endpoint, and secret rotation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_authentication: Option<ClientAuthentication>,
@@ -161,10 +173,19 @@ pub struct TokenLifetimes {
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, Default, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ClientAuthentication {
-    /// The method governed clients must use. Confidential clients default to
-    /// `client_secret_basic`; public clients always use `none`.
+    /// The method a governed Confidential client gets when it leaves its
+    /// `tokenEndpointAuthMethod` out (Public clients use `none`). Without `allowedMethods` it
+    /// is also the only method allowed. Omitted: `client_secret_basic`. When policies give
+    /// different defaults, their clients must choose a method themselves.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "nullable_auth_method")]
     pub method: Option<ClientAuthMethod>,
+    /// The methods a governed client may use, whether its `tokenEndpointAuthMethod` names
+    /// one or it gets `method`, which must be among them; `none` here admits Public
+    /// clients. Omitted: only `method` when it is set, else any. With several policies, a
+    /// client's method must be allowed by every one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allowed_methods: Option<Vec<ClientAuthMethod>>,
     /// Periodic rotation of client secrets.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret_rotation: Option<SecretRotation>,
@@ -190,6 +211,14 @@ pub enum ClientAuthMethod {
 }
 
 impl ClientAuthMethod {
+    /// Every method, in the order listings show them.
+    pub const ALL: [Self; 4] = [
+        Self::ClientSecretBasic,
+        Self::ClientSecretPost,
+        Self::PrivateKeyJwt,
+        Self::None,
+    ];
+
     /// The name used in manifests and on the wire.
     pub const fn as_str(self) -> &'static str {
         match self {
@@ -224,6 +253,23 @@ pub struct RedirectUriRules {
     /// native apps need (RFC 8252). Defaults to false.
     #[serde(default)]
     pub allow_loopback_http: bool,
+    /// Private-use URI schemes native apps may redirect to (RFC 8252, section 7.1): reverse
+    /// domain names such as `com.example.app`, for `com.example.app:/callback`. Only Public
+    /// clients may use such a URI, so PKCE always protects it. Omitted: none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(inner(pattern(PRIVATE_USE_SCHEME_PATTERN)))]
+    pub allowed_schemes: Vec<String>,
+}
+
+/// The schema of an optional method: the field's own description, not the enum's, for
+/// `kubectl explain` (kube would otherwise hoist the enum's over it).
+pub(crate) fn nullable_auth_method(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    let mut schema = generator.subschema_for::<ClientAuthMethod>();
+    if let Some(object) = schema.as_object_mut() {
+        object.remove("description");
+        object.insert("nullable".to_owned(), true.into());
+    }
+    schema
 }
 
 /// What the operator observed of the policy.

@@ -80,6 +80,9 @@ pub fn labels_of<K: kube::Resource>(object: &K) -> &std::collections::BTreeMap<S
 
 /// RFC 6749 `scope-token`: printable ASCII except space, `"` and `\`.
 pub const SCOPE_PATTERN: &str = r"^[\x21\x23-\x5B\x5D-\x7E]+$";
+/// A private-use URI scheme as RFC 8252 (section 7.1) asks for: a reverse domain name, such
+/// as `com.example.app`.
+pub const PRIVATE_USE_SCHEME_PATTERN: &str = r"^[A-Za-z][A-Za-z0-9-]*(\.[A-Za-z0-9-]+)+$";
 /// A DNS subdomain name, as Secret names must be.
 pub const DNS_SUBDOMAIN_PATTERN: &str =
     r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$";
