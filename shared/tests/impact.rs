@@ -414,3 +414,186 @@ fn a_whole_state_with_a_namespace_label_changed_names_it() {
     );
     assert!(plan.clients.is_empty(), "no selector reads that label");
 }
+
+/// An apps policy with the rules of issue 12 (scope cap, confidential clients, methods,
+/// private-use schemes), written out as an editor would hold it.
+fn apps_policy_text(rules: &str) -> String {
+    format!(
+        "apiVersion: auth.nauthera.io/v1alpha1
+kind: AuthPolicy
+metadata:
+  name: apps
+  namespace: security
+spec:
+{rules}"
+    )
+}
+
+const APPS_RULES: &str = "  maxScopes: 3
+  clientAuthentication:
+    method: client_secret_basic
+    allowedMethods: [none, client_secret_basic, private_key_jwt]
+  redirectUris:
+    allowLoopbackHttp: true
+    allowedSchemes: [com.example.app]
+";
+
+fn apps_planner() -> Planner {
+    let apps = parse_proposed_policy(&apps_policy_text(APPS_RULES)).unwrap();
+    let clients = vec![
+        client(
+            "team",
+            "mobile",
+            "",
+            "clientType: Public\nredirectUris: ['com.example.app:/callback']\nscopes: [openid, profile, offline_access]",
+        ),
+        client(
+            "team",
+            "desktop",
+            "",
+            "clientType: Public\nredirectUris: ['http://127.0.0.1/callback']\nscopes: [openid]",
+        ),
+        client(
+            "team",
+            "web",
+            "",
+            &format!("{WEB}\nscopes: [openid, profile]"),
+        ),
+        client(
+            "team",
+            "service",
+            "",
+            "grantTypes: [client_credentials]\ntokenEndpointAuthMethod: private_key_jwt\njwksUri: https://svc.example.com/jwks.json",
+        ),
+    ];
+    Planner::new(inventory(vec![server("server", "")], vec![apps], clients))
+}
+
+fn apps_ref() -> ObjectRef {
+    ObjectRef::new("security", "apps")
+}
+
+/// Each affected client as `symbol name: the first new violation, or the changes`.
+fn outline(plan: &nauthera_shared::impact::Plan) -> Vec<String> {
+    plan.clients
+        .iter()
+        .map(|c| {
+            let detail = c.new_violations.first().map_or_else(
+                || {
+                    c.changes
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                },
+                ToString::to_string,
+            );
+            format!("{} {}: {detail}", c.kind.symbol(), c.client.name)
+        })
+        .collect()
+}
+
+#[test]
+fn every_client_of_the_apps_policy_complies_to_begin_with() {
+    for evaluation in apps_planner().current() {
+        assert!(evaluation.violations.is_empty(), "{evaluation:?}");
+    }
+}
+
+#[test]
+fn lowering_the_scope_cap_breaks_the_clients_above_it() {
+    let text = apps_policy_text(&APPS_RULES.replace("maxScopes: 3", "maxScopes: 2"));
+    let plan = apps_planner().plan_text(Some(&apps_ref()), &text).unwrap();
+    assert_eq!(
+        outline(&plan),
+        [
+            "- mobile: spec.scopes: 3 scopes requested, but policy security/apps allows at most 2 (maxScopes: 2)"
+        ]
+    );
+    let text = apps_policy_text(&APPS_RULES.replace("  maxScopes: 3\n", ""));
+    let plan = apps_planner().plan_text(Some(&apps_ref()), &text).unwrap();
+    assert!(
+        plan.clients.is_empty(),
+        "dropping the cap changes nothing here"
+    );
+}
+
+#[test]
+fn requiring_confidential_clients_breaks_the_public_ones() {
+    let text = apps_policy_text(&format!("  requireConfidentialClients: true\n{APPS_RULES}"));
+    let plan = apps_planner().plan_text(Some(&apps_ref()), &text).unwrap();
+    assert_eq!(
+        outline(&plan),
+        [
+            "- desktop: spec.clientType: clientType Public is not allowed by policy security/apps (requireConfidentialClients: true); only a Confidential client, which can keep a secret, may register",
+            "- mobile: spec.clientType: clientType Public is not allowed by policy security/apps (requireConfidentialClients: true); only a Confidential client, which can keep a secret, may register",
+        ]
+    );
+    assert_eq!(
+        plan.summary.to_string(),
+        "Plan: 2 clients become non-compliant, 0 change settings, 0 become compliant, 2 unaffected."
+    );
+}
+
+#[test]
+fn a_new_default_method_changes_the_settings_of_clients_that_name_none() {
+    let text = apps_policy_text(&APPS_RULES.replace(
+        "method: client_secret_basic\n    allowedMethods: [none, client_secret_basic, private_key_jwt]",
+        "method: client_secret_post\n    allowedMethods: [none, client_secret_basic, client_secret_post, private_key_jwt]",
+    ));
+    let plan = apps_planner().plan_text(Some(&apps_ref()), &text).unwrap();
+    assert_eq!(
+        outline(&plan),
+        ["~ web: tokenEndpointAuthMethod client_secret_basic → client_secret_post"],
+        "the service named its own method, and public clients use none"
+    );
+}
+
+#[test]
+fn narrowing_the_allowed_methods_breaks_the_clients_that_use_the_others() {
+    let text = apps_policy_text(&APPS_RULES.replace(
+        "allowedMethods: [none, client_secret_basic, private_key_jwt]",
+        "allowedMethods: [none, client_secret_basic]",
+    ));
+    let plan = apps_planner().plan_text(Some(&apps_ref()), &text).unwrap();
+    assert_eq!(
+        outline(&plan),
+        [
+            r#"- service: spec.tokenEndpointAuthMethod: authentication method "private_key_jwt" is not allowed by policy security/apps (clientAuthentication.allowedMethods: none, client_secret_basic)"#
+        ]
+    );
+}
+
+#[test]
+fn removing_a_private_use_scheme_breaks_the_native_apps_that_use_it() {
+    let text = apps_policy_text(&APPS_RULES.replace("    allowedSchemes: [com.example.app]\n", ""));
+    let plan = apps_planner().plan_text(Some(&apps_ref()), &text).unwrap();
+    assert_eq!(
+        outline(&plan),
+        [
+            r#"- mobile: spec.redirectUris[0]: redirect URI "com.example.app:/callback" uses the private-use scheme "com.example.app", which policy security/apps does not allow (redirectUris.allowedSchemes: none)"#
+        ]
+    );
+}
+
+#[test]
+fn bad_values_of_the_new_fields_come_back_with_line_and_column() {
+    let text =
+        apps_policy_text(&APPS_RULES.replace("[com.example.app]", "[com.example.app, myapp]"));
+    let errors = parse_proposed_policy(&text).unwrap_err();
+    assert_eq!(
+        errors,
+        [ProposalError {
+            line: 13,
+            column: 5,
+            message: r#"spec.redirectUris.allowedSchemes[1]: "myapp" is not a private-use URI scheme: use a reverse domain name such as "com.example.app" (RFC 8252, section 7.1)"#.into()
+        }]
+    );
+    let text = apps_policy_text(
+        &APPS_RULES.replace("method: client_secret_basic", "method: client_secret_post"),
+    );
+    let errors = parse_proposed_policy(&text).unwrap_err();
+    assert_eq!((errors[0].line, errors[0].column), (9, 5), "{}", errors[0]);
+    let errors = parse_proposed_policy(&apps_policy_text("  maxScopes: -1\n")).unwrap_err();
+    assert_eq!(errors[0].line, 7, "{}", errors[0]);
+}

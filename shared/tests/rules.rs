@@ -647,3 +647,385 @@ fn a_broken_revoke_policy_revokes_nothing() {
     assert_eq!(evaluation.compliance, Compliance::NonCompliant);
     assert!(evaluation.revoked_by.is_empty());
 }
+
+/// The compiled errors of a policy, as `field: message` lines.
+fn policy_errors(spec: &str) -> Vec<String> {
+    let compiled = nauthera_shared::policy::CompiledPolicy::compile(&policy("p", "", spec));
+    compiled.errors.iter().map(ToString::to_string).collect()
+}
+
+const NATIVE: &str = "clientType: Public\nredirectUris: ['com.example.app:/callback']";
+
+#[test]
+fn a_policy_may_require_confidential_clients() {
+    let strict = policy("strict", "", "requireConfidentialClients: true");
+    assert!(violations(vec![strict.clone()], WEB).is_empty());
+    let public = format!("{WEB}\nclientType: Public");
+    assert_eq!(
+        violations(vec![strict, open_policy()], &public),
+        [
+            "spec.clientType: clientType Public is not allowed by policy security/strict (requireConfidentialClients: true); only a Confidential client, which can keep a secret, may register"
+        ]
+    );
+    // The one reason, not also the method the same policy would give.
+    let basic = policy(
+        "basic",
+        "",
+        "requireConfidentialClients: true\nclientAuthentication: {method: client_secret_basic}",
+    );
+    let found = violations(vec![basic], &public);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(found[0].contains("(requireConfidentialClients: true)"));
+    let audit = policy(
+        "audit",
+        "",
+        "enforcement: Audit\nrequireConfidentialClients: true",
+    );
+    let evaluation = evaluate(vec![audit], client("team", "app", "", &public));
+    assert_eq!(evaluation.compliance, Compliance::AuditViolations);
+}
+
+#[test]
+fn a_policy_that_refuses_every_client_is_invalid() {
+    assert_eq!(
+        policy_errors("requireConfidentialClients: true\nclientAuthentication: {method: none}"),
+        [
+            "spec.requireConfidentialClients: refuses Public clients, but clientAuthentication leaves Confidential clients no method (none is for Public clients only): no client could comply"
+        ]
+    );
+    assert_eq!(
+        policy_errors(
+            "requireConfidentialClients: true\nclientAuthentication: {allowedMethods: [none]}"
+        )
+        .len(),
+        1
+    );
+    assert!(
+        policy_errors(
+            "requireConfidentialClients: true\nclientAuthentication: {allowedMethods: [none, private_key_jwt]}"
+        )
+        .is_empty()
+    );
+}
+
+#[test]
+fn scopes_are_capped_by_the_smallest_max_scopes() {
+    let loose = policy("loose", "", "maxScopes: 5");
+    let tight = policy("tight", "", "maxScopes: 2");
+    let spec = format!("{WEB}\nscopes: [openid, profile, email]");
+    assert!(violations(vec![loose.clone()], &spec).is_empty());
+    assert_eq!(
+        violations(vec![loose, tight.clone()], &spec),
+        [
+            "spec.scopes: 3 scopes requested, but policy security/tight allows at most 2 (maxScopes: 2)"
+        ]
+    );
+    assert!(
+        violations(
+            vec![tight],
+            &format!("{WEB}\nscopes: [openid, profile, openid]")
+        )
+        .is_empty(),
+        "a scope asked for twice counts once"
+    );
+    let none = policy("none", "", "maxScopes: 0");
+    assert_eq!(
+        violations(vec![none], &format!("{WEB}\nscopes: [openid]")),
+        [
+            "spec.scopes: 1 scope requested, but policy security/none allows at most 0 (maxScopes: 0)"
+        ]
+    );
+}
+
+#[test]
+fn a_client_may_ask_for_any_method_the_policies_allow() {
+    let either = policy(
+        "either",
+        "",
+        "clientAuthentication: {method: client_secret_basic, allowedMethods: [client_secret_basic, private_key_jwt]}",
+    );
+    let jwt = format!(
+        "{WEB}\ntokenEndpointAuthMethod: private_key_jwt\njwksUri: https://app.example.com/jwks.json"
+    );
+    let evaluation = evaluate(vec![either.clone()], client("team", "app", "", &jwt));
+    assert!(
+        evaluation.violations.is_empty(),
+        "{:?}",
+        evaluation.violations
+    );
+    assert_eq!(
+        evaluation.effective.unwrap().token_endpoint_auth_method,
+        ClientAuthMethod::PrivateKeyJwt
+    );
+    let default = evaluate(vec![either.clone()], client("team", "app", "", WEB));
+    assert_eq!(
+        default.effective.unwrap().token_endpoint_auth_method,
+        ClientAuthMethod::ClientSecretBasic,
+        "a client that names no method gets the policy's"
+    );
+    assert_eq!(
+        violations(
+            vec![either],
+            &format!("{WEB}\ntokenEndpointAuthMethod: client_secret_post")
+        ),
+        [
+            r#"spec.tokenEndpointAuthMethod: authentication method "client_secret_post" is not allowed by policy security/either (clientAuthentication.allowedMethods: client_secret_basic, private_key_jwt)"#
+        ]
+    );
+    // A policy with one method and no list requires it, as before.
+    let basic = policy(
+        "basic",
+        "",
+        "clientAuthentication: {method: client_secret_basic}",
+    );
+    assert_eq!(
+        violations(
+            vec![basic],
+            &format!("{WEB}\ntokenEndpointAuthMethod: client_secret_post")
+        ),
+        [
+            r#"spec.tokenEndpointAuthMethod: authentication method "client_secret_post" is not allowed by policy security/basic, which requires client_secret_basic (clientAuthentication.method: client_secret_basic)"#
+        ]
+    );
+}
+
+#[test]
+fn the_method_a_client_asks_for_must_suit_it() {
+    assert_eq!(
+        violations(
+            vec![open_policy()],
+            &format!("{WEB}\nclientType: Public\ntokenEndpointAuthMethod: client_secret_basic")
+        ),
+        [
+            "spec.tokenEndpointAuthMethod: clientType Public cannot authenticate with client_secret_basic: a Public client keeps no secret or key, so its method is none"
+        ]
+    );
+    assert_eq!(
+        violations(
+            vec![open_policy()],
+            &format!("{WEB}\ntokenEndpointAuthMethod: none")
+        ),
+        [
+            "spec.tokenEndpointAuthMethod: clientType Confidential cannot use method none; only a Public client can"
+        ]
+    );
+    assert_eq!(
+        violations(
+            vec![open_policy()],
+            &format!("{WEB}\ntokenEndpointAuthMethod: private_key_jwt")
+        ),
+        ["spec.jwksUri: spec.jwksUri is needed for tokenEndpointAuthMethod private_key_jwt"]
+    );
+    assert!(
+        violations(
+            vec![open_policy()],
+            &format!("{WEB}\nclientType: Public\ntokenEndpointAuthMethod: none")
+        )
+        .is_empty()
+    );
+}
+
+#[test]
+fn the_default_method_must_be_allowed_too() {
+    let keys_only = policy(
+        "keys-only",
+        "",
+        "clientAuthentication: {allowedMethods: [private_key_jwt]}",
+    );
+    assert_eq!(
+        violations(vec![keys_only.clone()], WEB),
+        [
+            "spec.tokenEndpointAuthMethod: the default method client_secret_basic is not allowed by policy security/keys-only (clientAuthentication.allowedMethods: private_key_jwt); name one it allows in spec.tokenEndpointAuthMethod"
+        ]
+    );
+    let post = policy(
+        "a-post",
+        "",
+        "clientAuthentication: {method: client_secret_post}",
+    );
+    assert_eq!(
+        violations(vec![post, keys_only.clone()], WEB),
+        [
+            "spec.tokenEndpointAuthMethod: the default method client_secret_post (clientAuthentication.method of policy security/a-post) is not allowed by policy security/keys-only (clientAuthentication.allowedMethods: private_key_jwt); name one it allows in spec.tokenEndpointAuthMethod"
+        ]
+    );
+    assert_eq!(
+        violations(vec![keys_only], &format!("{WEB}\nclientType: Public")),
+        [
+            "spec.clientType: clientType Public authenticates with none, which policy security/keys-only does not allow (clientAuthentication.allowedMethods: private_key_jwt)"
+        ]
+    );
+    let native = policy(
+        "native",
+        "",
+        "clientAuthentication: {method: none, allowedMethods: [none, private_key_jwt]}",
+    );
+    assert!(violations(vec![native.clone()], &format!("{WEB}\nclientType: Public")).is_empty());
+    assert_eq!(
+        violations(vec![native], WEB),
+        [
+            "spec.clientType: clientType Confidential cannot use method none, which policy security/native gives by default (clientAuthentication.method: none); only a Public client can, or name one of private_key_jwt in spec.tokenEndpointAuthMethod"
+        ]
+    );
+    assert_eq!(
+        policy_errors(
+            "clientAuthentication: {method: client_secret_post, allowedMethods: [client_secret_basic, private_key_jwt]}"
+        ),
+        [
+            "spec.clientAuthentication.method: client_secret_post is not one of clientAuthentication.allowedMethods (client_secret_basic, private_key_jwt): the default must be a method clients may use"
+        ]
+    );
+}
+
+#[test]
+fn policies_with_different_defaults_make_the_client_choose() {
+    let basic = policy(
+        "a-basic",
+        "",
+        "clientAuthentication: {method: client_secret_basic, allowedMethods: [client_secret_basic, private_key_jwt]}",
+    );
+    let jwt = policy(
+        "b-jwt",
+        "",
+        "clientAuthentication: {method: private_key_jwt, allowedMethods: [private_key_jwt, client_secret_post]}",
+    );
+    let keys = "jwksUri: https://app.example.com/jwks.json";
+    assert_eq!(
+        violations(vec![basic.clone(), jwt.clone()], &format!("{WEB}\n{keys}")),
+        [
+            "spec.tokenEndpointAuthMethod: policy security/b-jwt gives clientAuthentication.method private_key_jwt by default but policy security/a-basic gives client_secret_basic; name one both allow in spec.tokenEndpointAuthMethod (private_key_jwt)"
+        ]
+    );
+    let chosen = format!("{WEB}\n{keys}\ntokenEndpointAuthMethod: private_key_jwt");
+    let evaluation = evaluate(
+        vec![basic.clone(), jwt.clone()],
+        client("team", "app", "", &chosen),
+    );
+    assert!(
+        evaluation.violations.is_empty(),
+        "{:?}",
+        evaluation.violations
+    );
+    assert_eq!(
+        evaluation.effective.unwrap().token_endpoint_auth_method,
+        ClientAuthMethod::PrivateKeyJwt
+    );
+    assert_eq!(
+        violations(
+            vec![basic, jwt],
+            &format!("{WEB}\ntokenEndpointAuthMethod: client_secret_basic")
+        ),
+        [
+            r#"spec.tokenEndpointAuthMethod: authentication method "client_secret_basic" is not allowed by policy security/b-jwt (clientAuthentication.allowedMethods: private_key_jwt, client_secret_post)"#
+        ]
+    );
+    let post_only = policy(
+        "c-post",
+        "",
+        "clientAuthentication: {method: client_secret_post, allowedMethods: [client_secret_post]}",
+    );
+    let basic_only = policy(
+        "a-basic",
+        "",
+        "clientAuthentication: {method: client_secret_basic, allowedMethods: [client_secret_basic]}",
+    );
+    assert_eq!(
+        violations(vec![basic_only, post_only], WEB),
+        [
+            "spec.tokenEndpointAuthMethod: policy security/c-post gives clientAuthentication.method client_secret_post by default but policy security/a-basic gives client_secret_basic; no method is allowed by both, so no client can satisfy both"
+        ]
+    );
+}
+
+#[test]
+fn native_apps_may_redirect_to_a_private_use_scheme_a_policy_allows() {
+    let native = policy(
+        "native",
+        "",
+        "redirectUris: {allowedSchemes: [com.example.app]}",
+    );
+    let evaluation = evaluate(vec![native.clone()], client("team", "app", "", NATIVE));
+    assert!(
+        evaluation.violations.is_empty(),
+        "{:?}",
+        evaluation.violations
+    );
+    let effective = evaluation.effective.unwrap();
+    assert_eq!(effective.redirect_uris, ["com.example.app:/callback"]);
+    assert!(effective.require_pkce, "a public client always uses PKCE");
+    for uri in ["com.example.app://callback", "COM.Example.App:/callback"] {
+        let spec = format!("clientType: Public\nredirectUris: ['{uri}']");
+        assert!(violations(vec![native.clone()], &spec).is_empty(), "{uri}");
+    }
+    assert_eq!(
+        violations(vec![native.clone(), policy("web", "", "")], NATIVE),
+        [
+            r#"spec.redirectUris[0]: redirect URI "com.example.app:/callback" uses the private-use scheme "com.example.app", which policy security/web does not allow (redirectUris.allowedSchemes: none)"#
+        ]
+    );
+    assert_eq!(
+        violations(
+            vec![native.clone()],
+            "clientType: Public\nredirectUris: ['org.other.app:/callback']"
+        ),
+        [
+            r#"spec.redirectUris[0]: redirect URI "org.other.app:/callback" uses the private-use scheme "org.other.app", which policy security/native does not allow (redirectUris.allowedSchemes: com.example.app)"#
+        ]
+    );
+    assert_eq!(
+        violations(
+            vec![native.clone()],
+            &format!("{NATIVE}\npostLogoutRedirectUris: ['org.other.app:/bye']")
+        ),
+        [
+            r#"spec.postLogoutRedirectUris[0]: redirect URI "org.other.app:/bye" uses the private-use scheme "org.other.app", which policy security/native does not allow (redirectUris.allowedSchemes: com.example.app)"#
+        ]
+    );
+}
+
+#[test]
+fn private_use_schemes_keep_the_fixed_rules() {
+    let native = policy(
+        "native",
+        "",
+        "redirectUris: {allowedSchemes: [com.example.app]}",
+    );
+    let cases = [
+        (
+            "Confidential",
+            "com.example.app:/callback",
+            r#"redirect URI "com.example.app:/callback" uses a private-use scheme, which only a native app (clientType Public) may use"#,
+        ),
+        (
+            "Public",
+            "com.example.app:/callback#state",
+            r##"redirect URI "com.example.app:/callback#state" must not have a fragment ("#…")"##,
+        ),
+        (
+            "Public",
+            "com.example.app:/*",
+            r#"redirect URI "com.example.app:/*" must not contain a wildcard ("*")"#,
+        ),
+        // Not a reverse domain name: not a private-use scheme at all.
+        (
+            "Public",
+            "myapp:/callback",
+            r#"redirect URI "myapp:/callback" has no host"#,
+        ),
+    ];
+    for (client_type, uri, message) in cases {
+        let spec = format!("clientType: {client_type}\nredirectUris: ['{uri}']");
+        assert_eq!(
+            violations(vec![native.clone()], &spec),
+            [format!("spec.redirectUris[0]: {message}")],
+            "{uri}"
+        );
+    }
+    assert_eq!(
+        policy_errors("redirectUris: {allowedSchemes: [com.example.app, myapp, 'https']}"),
+        [
+            r#"spec.redirectUris.allowedSchemes[1]: "myapp" is not a private-use URI scheme: use a reverse domain name such as "com.example.app" (RFC 8252, section 7.1)"#,
+            r#"spec.redirectUris.allowedSchemes[2]: "https" is not a private-use URI scheme: use a reverse domain name such as "com.example.app" (RFC 8252, section 7.1)"#,
+        ]
+    );
+}
