@@ -1029,3 +1029,33 @@ fn private_use_schemes_keep_the_fixed_rules() {
         ]
     );
 }
+
+#[test]
+fn only_a_client_that_authenticates_with_its_secret_has_it_rotated() {
+    let rotating = policy(
+        "rotating",
+        "",
+        "clientAuthentication: {allowedMethods: [client_secret_basic, client_secret_post, private_key_jwt], secretRotation: {enabled: true, schedule: '0 0 * * *'}}",
+    );
+    let rotation = |spec: &str| {
+        evaluate(vec![rotating.clone()], client("team", "app", "", spec))
+            .effective
+            .unwrap()
+            .secret_rotation_schedule
+    };
+    assert_eq!(rotation(WEB).as_deref(), Some("0 0 * * *"));
+    assert_eq!(
+        rotation(&format!(
+            "{WEB}\ntokenEndpointAuthMethod: client_secret_post"
+        ))
+        .as_deref(),
+        Some("0 0 * * *")
+    );
+    assert_eq!(
+        rotation(&format!(
+            "{WEB}\ntokenEndpointAuthMethod: private_key_jwt\njwksUri: https://app.example.com/jwks.json"
+        )),
+        None,
+        "a client that signs with its own key uses no secret"
+    );
+}

@@ -94,7 +94,8 @@ pub(crate) struct PolicyDecided<'p> {
 }
 
 /// Merges the governing policies (all of which the client complies with, or audits only):
-/// shortest lifetimes, PKCE if any policy wants it, the most frequent rotation.
+/// shortest lifetimes, PKCE if any policy wants it, the most frequent rotation, the
+/// authentication method of [`authentication_method`].
 pub(crate) fn decide<'p>(
     client: &AuthClient,
     governing: &[&'p CompiledPolicy],
@@ -105,11 +106,18 @@ pub(crate) fn decide<'p>(
     };
     let uses_code_flow = spec.grant_types.contains(&GrantType::AuthorizationCode);
     let token_endpoint_auth_method = authentication_method(client, governing).method;
+    // Only a client that authenticates with its secret has one to rotate: not a Public
+    // client, nor one that signs with its own key.
+    let uses_a_secret = spec.client_type == ClientType::Confidential
+        && matches!(
+            token_endpoint_auth_method,
+            ClientAuthMethod::ClientSecretBasic | ClientAuthMethod::ClientSecretPost
+        );
     let secret_rotation_schedule = governing
         .iter()
         .filter_map(|policy| policy.secret_rotation.as_ref())
         .max_by_key(|rotation| rotation.fires_per_week)
-        .filter(|_| spec.client_type == ClientType::Confidential)
+        .filter(|_| uses_a_secret)
         .map(|rotation| rotation.schedule.as_str());
     PolicyDecided {
         access_token_ttl: shortest(|p| p.access_token_ttl),
