@@ -108,6 +108,27 @@ fn removing_a_scope_that_clients_use_shows_them_breaking_with_the_reason() {
 }
 
 #[test]
+fn removing_a_private_use_scheme_shows_the_native_app_that_uses_it_breaking() {
+    let (_dir, mut app) = workspace();
+    select(&mut app, "native-apps-policy");
+    let Effect::Plan(request) = app.handle_key(key(KeyCode::Char('e'))) else {
+        panic!("opening the editor asks for a first preview");
+    };
+    app.plan_ready(request.plan());
+    search(&mut app, "\"com.example.shop\", ");
+    for _ in 0.."\"com.example.shop\", ".len() {
+        press(&mut app, key(KeyCode::Delete));
+    }
+    let plan = editor(&mut app).preview.plan.clone().unwrap();
+    assert_eq!(plan.summary.breaks, 1, "{}", plan.summary);
+    assert_eq!(
+        plan.clients[0].new_violations[0].to_string(),
+        r#"spec.redirectUris[0]: redirect URI "com.example.shop:/oauth/callback" uses the private-use scheme "com.example.shop", which policy security/native-apps-policy does not allow (redirectUris.allowedSchemes: com.example.fieldservice)"#
+    );
+    assert_snapshot!(screen(&app, 130, 36));
+}
+
+#[test]
 fn a_yaml_error_mid_typing_shows_line_and_column_and_keeps_the_last_preview() {
     let (_dir, mut app) = workspace();
     open_web_apps_policy(&mut app);
