@@ -40,6 +40,8 @@ pub struct Stores {
     /// Bumped whenever servers, policies or namespace labels change: the engine is
     /// rebuilt on the next evaluation, and only then.
     pub changes: Arc<AtomicU64>,
+    /// Nudged whenever something a server's or policy's status reports may have changed.
+    pub summaries: Arc<tokio::sync::Notify>,
     engine: Arc<Mutex<Option<Built>>>,
 }
 
@@ -59,6 +61,7 @@ impl Stores {
             policies,
             namespaces,
             changes: Arc::new(AtomicU64::new(0)),
+            summaries: Arc::new(tokio::sync::Notify::new()),
             engine: Arc::new(Mutex::new(None)),
         }
     }

@@ -44,11 +44,7 @@ pub struct Options {
 pub async fn run(client: Client, options: Options) -> Result<()> {
     let shutdown = Shutdown::listen();
     check_crds(&client).await?;
-    let Watches {
-        stores,
-        triggers,
-        summaries,
-    } = crate::watch::start(&client);
+    let Watches { stores, triggers } = crate::watch::start(&client);
     let ctx = Arc::new(Context::new(
         client.clone(),
         stores,
@@ -100,7 +96,8 @@ pub async fn run(client: Client, options: Options) -> Result<()> {
         .run(reconcile, error_policy, Arc::clone(&ctx))
         .for_each(log_result);
     let mut controller = tokio::spawn(controller);
-    let summaries = tokio::spawn(crate::summaries::run(Arc::clone(&ctx), summaries));
+    let nudges = Arc::clone(&ctx.stores.summaries);
+    let summaries = tokio::spawn(crate::summaries::run(Arc::clone(&ctx), nudges));
 
     let lost = async {
         match (&elector, lease) {

@@ -53,12 +53,11 @@ impl Triggers {
     }
 }
 
-/// The watches' products: the stores, the triggers, and a nudge for status summaries.
+/// The watches' products: the stores (with their nudge for status summaries), and the
+/// triggers.
 pub struct Watches {
     pub stores: Stores,
     pub triggers: Triggers,
-    /// Notified whenever something a server's or policy's status counts changed.
-    pub summaries: Arc<Notify>,
 }
 
 /// Starts every watch, each on its own task.
@@ -69,7 +68,7 @@ pub fn start(client: &Client) -> Watches {
     let (namespaces, namespaces_writer) = reflector::store::<PartialObjectMeta<Namespace>>();
     let stores = Stores::new(clients, servers, policies, namespaces);
     let triggers = Triggers::default();
-    let summaries = Arc::new(Notify::new());
+    let summaries = Arc::clone(&stores.summaries);
     let config = watcher::Config::default();
 
     let fan = Fanout {
@@ -115,11 +114,7 @@ pub fn start(client: &Client) -> Watches {
     spawn("Secret", stream, labels_significance, move |change| {
         fan.secret_changed(&change);
     });
-    Watches {
-        stores,
-        triggers,
-        summaries,
-    }
+    Watches { stores, triggers }
 }
 
 /// Where an object was: all that is left of it once deleted.

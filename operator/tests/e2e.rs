@@ -146,3 +146,66 @@ async fn the_seed_scenarios_on_a_real_cluster() {
     // Deletion: the registrations leave the provider, the Secrets go with the clients.
     scenario.finish().await;
 }
+
+/// The same promises at a second, independent provider (Glewlwyd): working credentials,
+/// then a policy change — which at Glewlwyd issues a new secret and kills the old one —
+/// followed into the Secret; no update while nothing changes; deletion.
+#[tokio::test]
+async fn a_client_at_glewlwyd_end_to_end() {
+    let Some(glewlwyd) = common::glewlwyd::Glewlwyd::start() else {
+        return;
+    };
+    let token = glewlwyd.initial_access_token().await;
+    let Some(mut scenario) =
+        Scenario::at("glewlwyd", TestProvider::start(), &glewlwyd.issuer, &token).await
+    else {
+        return;
+    };
+    scenario.start_operator(&["--resync", "2s"]);
+    let mut spec = scenario.service("reporting");
+    // Glewlwyd wants a redirect URI whatever the grant.
+    spec["redirectUris"] = json!(["https://reporting.example.com/callback"]);
+    scenario.apply_client("reporting", spec).await;
+    scenario.ready("reporting").await;
+    let (id, first) = scenario.credentials("reporting-client-secret").await;
+    assert_eq!(glewlwyd.client_credentials(&id, &first).await, Ok(3600));
+
+    // Several resyncs: nothing changes, so nothing is written (an update would rotate).
+    tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+    assert_eq!(
+        scenario.credentials("reporting-client-secret").await,
+        (id.clone(), first.clone())
+    );
+    assert_eq!(glewlwyd.client_credentials(&id, &first).await, Ok(3600));
+    eventually("the server to say what Glewlwyd does not keep", || async {
+        let server = scenario.servers().get("production-server").await.ok()?;
+        let unsupported = server.status?.unsupported_settings;
+        (unsupported.contains(&"scope".to_owned())
+            && unsupported.contains(&"nauthera_access_token_ttl".to_owned()))
+        .then_some(())
+    })
+    .await;
+
+    // A policy change: Glewlwyd's new secret reaches the Secret in the same reconcile.
+    scenario.apply_policy(scenario.policy("5m")).await;
+    let (same, second) = eventually("the new secret in the Secret", || async {
+        let credentials = scenario.credentials("reporting-client-secret").await;
+        (credentials.1 != first).then_some(credentials)
+    })
+    .await;
+    assert_eq!(same, id);
+    assert_eq!(glewlwyd.client_credentials(&id, &second).await, Ok(3600));
+    assert!(glewlwyd.client_credentials(&id, &first).await.is_err());
+    assert_eq!(glewlwyd.clients(), vec![id.clone()]);
+
+    scenario
+        .clients()
+        .delete("reporting", &kube::api::DeleteParams::default())
+        .await
+        .unwrap();
+    eventually("the registration to leave Glewlwyd", || async {
+        glewlwyd.clients().is_empty().then_some(())
+    })
+    .await;
+    scenario.finish().await;
+}

@@ -1022,3 +1022,104 @@ async fn a_renamed_secret_is_written_under_the_new_name_and_the_old_one_removed(
         "orders-credentials"
     );
 }
+
+/// Against a second, independent provider: Glewlwyd issues a new client secret on every
+/// update and kills the old one at once, so a policy change must bring the new secret
+/// into the credentials Secret in the same reconcile — and a steady client must get no
+/// update at all, since each would rotate the app's secret.
+mod glewlwyd {
+    use super::*;
+    use crate::common::glewlwyd::Glewlwyd;
+
+    fn service() -> AuthClient {
+        let mut client = client(&["api:read"]);
+        // Glewlwyd wants a redirect URI whatever the grant.
+        client.spec.redirect_uris = vec!["https://orders.example.com/callback".to_owned()];
+        client
+    }
+
+    fn token_secret(token: &str) -> Value {
+        json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "dcr-initial-token", "namespace": "security"},
+               "data": {"token": base64(token)}})
+    }
+
+    #[tokio::test]
+    async fn a_policy_change_follows_the_new_secret_and_a_steady_client_is_never_updated() {
+        let Some(glewlwyd) = Glewlwyd::start() else {
+            return;
+        };
+        let token = glewlwyd.initial_access_token().await;
+        let (kube, api) = api_server(vec![
+            expect(Method::GET, REGISTRATION, 404, not_found()),
+            expect(Method::GET, CREDENTIALS, 404, not_found()),
+            expect(Method::GET, INITIAL_TOKEN, 200, token_secret(&token)),
+            expect(Method::POST, RECORDS, 201, echo()),
+            expect(Method::PATCH, REGISTRATION, 200, echo()),
+            expect(Method::POST, SECRETS, 201, echo()),
+            status_patch(),
+            event(),
+        ]);
+        reconcile(
+            Arc::new(service()),
+            ctx(kube, &glewlwyd.issuer, policy("15m")),
+        )
+        .await
+        .expect("registered at Glewlwyd");
+        let received = api.await.unwrap();
+        let credentials = received[5].1.clone();
+        let record = record_from(&received[3].1, &received[4].1);
+        let (id, first) = id_and_secret(&credentials);
+        assert_eq!(glewlwyd.client_credentials(&id, &first).await, Ok(3600));
+        let mut provisioned = service();
+        provisioned.status = Some(sent_status(&received[6].1));
+
+        // Steady, and a read at resync: in sync (it keeps neither scope nor lifetimes),
+        // so nothing is written anywhere.
+        let (kube, api) = api_server(vec![
+            expect(Method::GET, REGISTRATION, 200, stored(&record)),
+            expect(Method::GET, CREDENTIALS, 200, stored(&credentials)),
+        ]);
+        let steady = ctx_with(
+            kube,
+            &glewlwyd.issuer,
+            vec![policy("15m")],
+            Duration::from_millis(1),
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        reconcile(Arc::new(provisioned.clone()), steady)
+            .await
+            .expect("reconciled");
+        api.await.unwrap();
+        assert_eq!(
+            glewlwyd.client_credentials(&id, &first).await,
+            Ok(3600),
+            "not updated: the app's secret still works"
+        );
+
+        // The policy changes: one update, whose new secret is recorded and handed over.
+        let (kube, api) = api_server(vec![
+            expect(Method::GET, REGISTRATION, 200, stored(&record)),
+            expect(Method::GET, CREDENTIALS, 200, stored(&credentials)),
+            expect(Method::PATCH, REGISTRATION, 200, echo()),
+            expect(Method::PATCH, CREDENTIALS, 200, echo()),
+            status_patch(),
+        ]);
+        reconcile(
+            Arc::new(provisioned),
+            ctx(kube, &glewlwyd.issuer, policy("5m")),
+        )
+        .await
+        .expect("updated");
+        let received = api.await.unwrap();
+        let (same_id, second) = id_and_secret(&received[3].1);
+        assert_eq!(same_id, id);
+        assert_ne!(second, first, "the new secret Glewlwyd issued");
+        assert_eq!(
+            decoded(&json!({"data": data_in(&received[2].1)}), "client_secret"),
+            second,
+            "recorded before it is handed over"
+        );
+        assert!(glewlwyd.client_credentials(&id, &first).await.is_err());
+        assert_eq!(glewlwyd.client_credentials(&id, &second).await, Ok(3600));
+    }
+}

@@ -21,7 +21,7 @@ use nauthera_shared::resources::{AuthClient, AuthPolicy, AuthServer};
 use serde_json::{Value, json};
 use tokio::sync::{Mutex, MutexGuard};
 
-use super::{INITIAL_ACCESS_TOKEN, TestProvider};
+use super::TestProvider;
 
 /// How long the cluster and the operator get to converge before a step fails.
 pub const PATIENCE: Duration = Duration::from_secs(120);
@@ -223,6 +223,18 @@ impl Scenario {
     /// The scenario `name` on the cluster named by `NAUTHERA_E2E_KUBECONFIG`, or `None`
     /// (saying so) when there is none.
     pub async fn new(name: &str, provider: TestProvider) -> Option<Self> {
+        let issuer = provider.issuer.clone();
+        Self::at(name, provider, &issuer, super::INITIAL_ACCESS_TOKEN).await
+    }
+
+    /// The same, with its server naming another provider: `issuer`, registering with
+    /// `initial_access_token`.
+    pub async fn at(
+        name: &str,
+        provider: TestProvider,
+        issuer: &str,
+        initial_access_token: &str,
+    ) -> Option<Self> {
         let client = cluster().await?;
         let guard = ONE_AT_A_TIME.lock().await;
         clear_leftovers(&client).await;
@@ -245,13 +257,13 @@ impl Scenario {
         }
         apply(&scenario.secrets(&scenario.security), json!({
             "apiVersion": "v1", "kind": "Secret", "metadata": {"name": "dcr-initial-token", "namespace": scenario.security},
-            "stringData": {"token": INITIAL_ACCESS_TOKEN}
+            "stringData": {"token": initial_access_token}
         })).await;
         apply(&scenario.servers(), json!({
             "apiVersion": "auth.nauthera.io/v1alpha1", "kind": "AuthServer",
             "metadata": {"name": "production-server", "namespace": scenario.security},
             "spec": {
-                "issuerUrl": scenario.provider.issuer,
+                "issuerUrl": issuer,
                 "provider": {"type": "DynamicClientRegistration", "initialAccessTokenSecretRef": {"name": "dcr-initial-token", "key": "token"}},
                 "policySelector": {"matchLabels": {"nauthera.io/environment": "production"}},
                 "allowedNamespaces": {"from": "Selector", "selector": {"matchLabels": {"nauthera.io/tenant": "true"}}}
