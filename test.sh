@@ -6,6 +6,8 @@
 # The end-to-end suite against a real cluster runs only when NAUTHERA_E2E_KUBECONFIG is set.
 set -euo pipefail
 cd "$(dirname "$0")"
+# One clean build, nothing kept for the next: incremental caches double the disk used.
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 
 echo "==> cargo fmt --check"
 cargo fmt --all -- --check
