@@ -8,9 +8,9 @@ use nauthera_shared::manifests::parse_documents;
 use nauthera_shared::policy::{Compliance, Standing};
 use nauthera_shared::resources::{
     AllowedNamespaces, AuthClient, AuthClientSpec, AuthPolicy, AuthPolicySpec, AuthServer,
-    AuthServerRef, AuthServerSpec, ClientAuthMethod, ClientAuthentication, ClientType, Enforcement,
-    GrantType, LabelSelector, NamespacesFrom, ObjectRef, ProviderSpec, ProviderType,
-    RedirectUriRules, TokenLifetimes, ViolationResponse,
+    AuthServerRef, AuthServerSpec, ClientAuthMethod, ClientAuthentication, ClientType,
+    DeletionPolicy, Enforcement, GrantType, LabelSelector, NamespacesFrom, ObjectRef, ProviderSpec,
+    ProviderType, RedirectUriRules, TokenLifetimes, ViolationResponse,
 };
 use proptest::prelude::*;
 use proptest::sample::subsequence;
@@ -206,6 +206,9 @@ fn client_strategy(index: usize) -> impl Strategy<Value = AuthClient> {
                     secret_name: None,
                     jwks_uri: jwks.then(|| "https://app.example.com/jwks.json".to_owned()),
                     token_endpoint_auth_method: method,
+                    deletion_policy: DeletionPolicy::default(),
+                    secret_template: None,
+                    existing_registration: None,
                 };
                 let mut client = AuthClient::new(&format!("client-{index}"), spec);
                 client.metadata.namespace = Some(namespace.into());

@@ -1059,3 +1059,23 @@ fn only_a_client_that_authenticates_with_its_secret_has_it_rotated() {
         "a client that signs with its own key uses no secret"
     );
 }
+
+#[test]
+fn the_credentials_secret_template_needs_distinct_valid_keys_and_leaves_our_labels_alone() {
+    let spec = format!(
+        "{WEB}\nsecretTemplate:\n  labels: {{app.kubernetes.io/managed-by: argo, team: shop}}\n  annotations: {{reloader.stakater.com/match: 'true'}}\n  keys: {{clientId: CLIENT_ID, clientSecret: CLIENT_ID, issuerUrl: 'issuer url'}}"
+    );
+    let found = violations(vec![open_policy()], &spec);
+    assert_eq!(
+        found,
+        [
+            r#"spec.secretTemplate.keys.clientSecret: key "CLIENT_ID" is already the key of clientId: each value needs a key of its own"#,
+            r#"spec.secretTemplate.keys.issuerUrl: "issuer url" is not a Secret key (letters, digits, '-', '_' and '.')"#,
+            r#"spec.secretTemplate.labels[app.kubernetes.io/managed-by]: label "app.kubernetes.io/managed-by" is Nauthera's own: it says whose Secret this is"#,
+        ]
+    );
+    let fine = format!(
+        "{WEB}\nsecretTemplate:\n  labels: {{team: shop}}\n  keys: {{clientId: CLIENT_ID, clientSecret: CLIENT_SECRET}}"
+    );
+    assert!(violations(vec![open_policy()], &fine).is_empty());
+}

@@ -103,7 +103,12 @@ pub struct CompiledPolicy {
 pub struct RotationSchedule {
     pub schedule: String,
     pub(crate) fires_per_week: usize,
+    /// How long old credentials keep working after a rotation.
+    pub overlap: Lifetime,
 }
+
+/// How long old credentials keep working after a rotation when the policy does not say.
+pub const DEFAULT_ROTATION_OVERLAP: Lifetime = Lifetime::from_secs(3600);
 
 impl CompiledPolicy {
     pub fn compile(policy: &AuthPolicy) -> Self {
@@ -140,9 +145,15 @@ impl CompiledPolicy {
             .secret_rotation
             .as_ref()
             .and_then(|rotation| {
+                let overlap = lifetime(
+                    rotation.overlap.as_deref(),
+                    "spec.clientAuthentication.secretRotation.overlap",
+                    &mut errors,
+                )
+                .unwrap_or(DEFAULT_ROTATION_OVERLAP);
                 rotation
                     .enabled
-                    .then(|| rotation_schedule(rotation.schedule.as_deref(), &mut errors))
+                    .then(|| rotation_schedule(rotation.schedule.as_deref(), overlap, &mut errors))
                     .flatten()
             });
         let redirect_rules = spec.redirect_uris.clone().unwrap_or_default();
@@ -268,6 +279,7 @@ fn lifetime(text: Option<&str>, field: &str, errors: &mut Vec<FieldError>) -> Op
 /// Reads a five-field cron schedule; an unreadable one is an error, not a silent default.
 fn rotation_schedule(
     schedule: Option<&str>,
+    overlap: Lifetime,
     errors: &mut Vec<FieldError>,
 ) -> Option<RotationSchedule> {
     const FIELD: &str = "spec.clientAuthentication.secretRotation.schedule";
@@ -295,6 +307,7 @@ fn rotation_schedule(
         Ok(cron) => Some(RotationSchedule {
             schedule: schedule.to_owned(),
             fires_per_week: fires_per_week(&cron),
+            overlap,
         }),
         Err(error) => {
             errors.push(FieldError {
@@ -391,6 +404,22 @@ pub(crate) fn host_matches(pattern: &str, host: &str) -> bool {
         Some(suffix) => host.len() > suffix.len() && host.ends_with(suffix),
         None => pattern == host,
     }
+}
+
+/// When a rotation on `schedule` (five-field cron, UTC) is next due after `after` (both
+/// in seconds since the Unix epoch); `None` for a schedule that cannot be read (the
+/// policy reports it) or never fires again.
+pub fn next_rotation(schedule: &str, after: i64) -> Option<i64> {
+    let parser = croner::parser::CronParser::builder()
+        .seconds(croner::parser::Seconds::Disallowed)
+        .build();
+    let after = chrono::DateTime::from_timestamp(after, 0)?;
+    let next = parser
+        .parse(schedule)
+        .ok()?
+        .find_next_occurrence(&after, false)
+        .ok()?;
+    Some(next.timestamp())
 }
 
 #[cfg(test)]

@@ -54,6 +54,9 @@ pub struct EffectiveSettings {
     /// When the client secret is rotated (cron); absent: never.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret_rotation_schedule: Option<String>,
+    /// How long old credentials keep working after a rotation; present with a schedule.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_rotation_overlap: Option<Lifetime>,
     /// The Secret that receives the credentials.
     pub secret_name: String,
     /// The client's key set, for `private_key_jwt`.
@@ -91,6 +94,7 @@ pub(crate) struct PolicyDecided<'p> {
     require_pkce: bool,
     token_endpoint_auth_method: ClientAuthMethod,
     secret_rotation_schedule: Option<&'p str>,
+    secret_rotation_overlap: Option<Lifetime>,
 }
 
 /// Merges the governing policies (all of which the client complies with, or audits only):
@@ -113,12 +117,17 @@ pub(crate) fn decide<'p>(
             token_endpoint_auth_method,
             ClientAuthMethod::ClientSecretBasic | ClientAuthMethod::ClientSecretPost
         );
-    let secret_rotation_schedule = governing
-        .iter()
-        .filter_map(|policy| policy.secret_rotation.as_ref())
+    let rotations = || {
+        governing
+            .iter()
+            .filter_map(|policy| policy.secret_rotation.as_ref())
+            .filter(|_| uses_a_secret)
+    };
+    let secret_rotation_schedule = rotations()
         .max_by_key(|rotation| rotation.fires_per_week)
-        .filter(|_| uses_a_secret)
         .map(|rotation| rotation.schedule.as_str());
+    // The old credentials live on for the shortest overlap any rotating policy allows.
+    let secret_rotation_overlap = rotations().map(|rotation| rotation.overlap).min();
     PolicyDecided {
         access_token_ttl: shortest(|p| p.access_token_ttl),
         refresh_token_ttl: shortest(|p| p.refresh_token_ttl),
@@ -128,6 +137,7 @@ pub(crate) fn decide<'p>(
                 || governing.iter().any(|policy| policy.enforce_pkce)),
         token_endpoint_auth_method,
         secret_rotation_schedule,
+        secret_rotation_overlap,
     }
 }
 
@@ -140,6 +150,7 @@ impl PolicyDecided<'_> {
             && self.require_pkce == settings.require_pkce
             && self.token_endpoint_auth_method == settings.token_endpoint_auth_method
             && self.secret_rotation_schedule == settings.secret_rotation_schedule.as_deref()
+            && self.secret_rotation_overlap == settings.secret_rotation_overlap
     }
 
     /// How what the policies decide differs from `before`, in the terms and order of
@@ -192,6 +203,12 @@ impl PolicyDecided<'_> {
             &|| or(before.secret_rotation_schedule.as_deref(), "(never)"),
             &|| or(self.secret_rotation_schedule, "(never)"),
         );
+        note(
+            "secretRotationOverlap",
+            self.secret_rotation_overlap != before.secret_rotation_overlap,
+            &|| lifetime(before.secret_rotation_overlap),
+            &|| lifetime(self.secret_rotation_overlap),
+        );
         changes
     }
 
@@ -210,6 +227,7 @@ impl PolicyDecided<'_> {
             refresh_token_ttl: self.refresh_token_ttl,
             id_token_ttl: self.id_token_ttl,
             secret_rotation_schedule: self.secret_rotation_schedule.map(str::to_owned),
+            secret_rotation_overlap: self.secret_rotation_overlap,
             secret_name: spec.secret_name.clone().unwrap_or_else(|| {
                 default_secret_name(client.metadata.name.as_deref().unwrap_or_default())
             }),
@@ -279,6 +297,11 @@ pub fn setting_changes(old: &EffectiveSettings, new: &EffectiveSettings) -> Vec<
         "secretRotationSchedule",
         old.secret_rotation_schedule != new.secret_rotation_schedule,
         &|s| or(s.secret_rotation_schedule.as_deref(), "(never)"),
+    );
+    compare(
+        "secretRotationOverlap",
+        old.secret_rotation_overlap != new.secret_rotation_overlap,
+        &|s| lifetime(s.secret_rotation_overlap),
     );
     compare("scopes", old.scopes != new.scopes, &|s| list(&s.scopes));
     compare("grantTypes", old.grant_types != new.grant_types, &|s| {

@@ -12,7 +12,7 @@ mod resolve;
 mod rules;
 mod violation;
 
-pub use compiled::{CompiledPolicy, FieldError};
+pub use compiled::{CompiledPolicy, DEFAULT_ROTATION_OVERLAP, FieldError, next_rotation};
 pub use effective::{EffectiveSettings, SettingChange, default_secret_name, setting_changes};
 pub use evaluate::PreparedClient;
 pub use resolve::{CompiledServer, Evaluator};

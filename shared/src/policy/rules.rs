@@ -42,6 +42,7 @@ pub(crate) fn check_fixed_rules(client: &AuthClient) -> FixedFindings {
     grant_types_are_consistent(client, found);
     scopes_are_well_formed(client, found);
     secret_name_is_a_dns_name(client, found);
+    secret_template_is_sound(client, found);
     jwks_uri_uses_https(client, found);
     requested_method_suits_the_client(client, found);
     for (item, uri) in redirect_uris(client) {
@@ -209,6 +210,53 @@ fn secret_name_is_a_dns_name(client: &AuthClient, found: &mut Vec<Violation>) {
         ));
     }
 }
+
+/// The credentials Secret's keys are distinct and valid; Nauthera's own labels, which say
+/// whose Secret it is, are not the template's to change.
+fn secret_template_is_sound(client: &AuthClient, found: &mut Vec<Violation>) {
+    let Some(template) = &client.spec.secret_template else {
+        return;
+    };
+    let mut seen: Vec<(&str, &str)> = Vec::new();
+    for (field, key) in template.keys.named() {
+        let valid = !key.is_empty()
+            && key.len() <= 253
+            && key
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+        if !valid {
+            found.push(Violation::fixed(
+                format!("spec.secretTemplate.keys.{field}"),
+                rule::SECRET_TEMPLATE_KEYS,
+                format!("{key:?} is not a Secret key (letters, digits, '-', '_' and '.')"),
+            ));
+        } else if let Some((other, _)) = seen.iter().find(|(_, taken)| *taken == key) {
+            found.push(Violation::fixed(
+                format!("spec.secretTemplate.keys.{field}"),
+                rule::SECRET_TEMPLATE_KEYS,
+                format!(
+                    "key {key:?} is already the key of {other}: each value needs a key of its own"
+                ),
+            ));
+        }
+        seen.push((field, key));
+    }
+    for label in template.labels.keys() {
+        if RESERVED_LABELS.contains(&label.as_str()) {
+            found.push(Violation::fixed(
+                format!("spec.secretTemplate.labels[{label}]"),
+                rule::SECRET_TEMPLATE_LABELS,
+                format!("label {label:?} is Nauthera's own: it says whose Secret this is"),
+            ));
+        }
+    }
+}
+
+/// The labels that mark a Secret as Nauthera's.
+pub const RESERVED_LABELS: [&str; 2] = [
+    "app.kubernetes.io/managed-by",
+    "auth.nauthera.io/client-name",
+];
 
 /// A key set is fetched by the provider and must not be tampered with on the way.
 fn jwks_uri_uses_https(client: &AuthClient, found: &mut Vec<Violation>) {

@@ -95,4 +95,6 @@ pub mod rule {
     pub const TOKEN_ENDPOINT_AUTH_METHOD: &str = "tokenEndpointAuthMethod";
     pub const JWKS_URI: &str = "jwksUri";
     pub const SECRET_NAME: &str = "secretName";
+    pub const SECRET_TEMPLATE_KEYS: &str = "secretTemplate.keys";
+    pub const SECRET_TEMPLATE_LABELS: &str = "secretTemplate.labels";
 }

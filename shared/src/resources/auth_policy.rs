@@ -239,6 +239,12 @@ pub struct SecretRotation {
     /// When to rotate, as a five-field cron expression (`0 0 * * *`: daily at midnight UTC).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub schedule: Option<String>,
+    /// How long the old credentials keep working after a rotation, so applications can
+    /// pick the new ones up (a Go duration such as `1h`). Defaults to `1h`. With several
+    /// policies, the shortest wins.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(pattern(GO_DURATION_PATTERN))]
+    pub overlap: Option<String>,
 }
 
 /// Redirect URI rules a policy adds.

@@ -12,8 +12,9 @@ mod auth_policy;
 mod auth_server;
 
 pub use auth_client::{
-    AuthClient, AuthClientSpec, AuthClientStatus, AuthServerRef, ClientType, GrantType,
-    SecretNameRef,
+    AuthClient, AuthClientSpec, AuthClientStatus, AuthServerRef, ClientType, DeletionPolicy,
+    ExistingRegistration, GrantType, RetiringCredentials, RotationStatus, SECRET_KEY_PATTERN,
+    SecretKeys, SecretNameRef, SecretTemplate,
 };
 pub use auth_policy::{
     AuthPolicy, AuthPolicySpec, AuthPolicyStatus, ClientAuthMethod, ClientAuthentication,
