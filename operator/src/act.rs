@@ -3,23 +3,21 @@
 //! is written, then the credentials; a registration that cannot be recorded is taken back
 //! at once. Every provider write is logged at INFO (never a secret) and has an event.
 
-use k8s_openapi::api::core::v1::Secret;
-use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
+use kube::api::{Patch, PatchParams};
 use kube::runtime::events::EventType;
-use kube::{Api, Resource};
 use nauthera_shared::resources::{AuthClient, ObjectRef};
 
 use crate::Error;
-use crate::context::{Context, FIELD_MANAGER};
+use crate::context::Context;
 use crate::gather::{Gathered, adopt, current_secret_name, secrets_of};
-use crate::journal::{Begun, Entry};
 use crate::lifecycle::Decision;
 use crate::provider::dcr::DcrDriver;
-use crate::provider::{ClientMetadata, Deleted, Management, ProviderError};
-use crate::secrets::{
-    Retired, StoredRegistration, intent_secret, is_ours, registering_since,
-    registration_secret_name, same_data,
+use crate::provider::{ClientMetadata, Deleted, ProviderError};
+use crate::records::{
+    delete_if_ours, delete_record, remove, save_registration, write_credentials, write_record,
 };
+use crate::register::{possible_orphan, register};
+use crate::secrets::{Retired, StoredRegistration, is_ours};
 use crate::status::{Outcome, Problem};
 
 pub async fn act(
@@ -72,6 +70,10 @@ pub async fn act(
         Decision::CannotRecord => Ok(cannot_record(client, &gathered, ctx)),
         Decision::Revoke => revoke(client, &mut gathered, ctx).await,
         Decision::RecordLost => Ok(record_lost(client, &gathered)),
+        Decision::Orphan => orphan(client, &mut gathered, ctx).await,
+        Decision::Adopt => adopt_existing(client, &mut gathered, ctx).await,
+        Decision::AwaitExisting => Ok(await_existing(&gathered)),
+        Decision::Rotate => rotate(client, &mut gathered, ctx).await,
         Decision::Deregister | Decision::Release => {
             if let Some(since) = &gathered.registering_since {
                 let issuer = gathered.record.as_ref().map_or_else(
@@ -94,6 +96,129 @@ pub async fn act(
     }
 }
 
+/// Takes over the registration the client names (`spec.existingRegistration`): recorded
+/// first, then brought in line with what the policies decide.
+async fn adopt_existing(
+    client: &AuthClient,
+    gathered: &mut Gathered,
+    ctx: &Context,
+) -> Result<Outcome, Error> {
+    let record = gathered.adoptable.take().ok_or(Error::MissingField {
+        kind: "existing registration",
+        field: "(decided on one, found none)",
+    })?;
+    let secret = record.to_secret(client, &ctx.settings.operator_namespace);
+    write_record(&secret, false, ctx).await?;
+    let from = client
+        .spec
+        .existing_registration
+        .as_ref()
+        .map(|e| e.secret_name.as_str())
+        .unwrap_or_default();
+    let note = format!(
+        "took over {} at {} from Secret {from}",
+        record.client_id, record.issuer_url
+    );
+    tracing::info!(client = %ObjectRef::of(client), client_id = %record.client_id, "took over an existing registration");
+    ctx.event(client, EventType::Normal, "Adopted", note).await;
+    gathered.record = Some(record);
+    update(client, gathered, ctx).await
+}
+
+/// The registration to take over is not there, or not accepted: nothing is registered in
+/// its place, and the status says why.
+fn await_existing(gathered: &Gathered) -> Outcome {
+    let reason = if gathered.existing == crate::lifecycle::Existing::Missing {
+        "ExistingRegistrationMissing"
+    } else {
+        "ExistingRegistrationRefused"
+    };
+    Outcome::default().with_problem(Problem {
+        reason,
+        message: gathered.existing_problem.clone().unwrap_or_default(),
+    })
+}
+
+/// `deletionPolicy: Orphan`: the registration stays at the provider and the credentials
+/// Secret stays in the namespace, no longer owned by the client (the garbage collector
+/// would otherwise take it); the record goes, and a registration being retired with it.
+async fn orphan(
+    client: &AuthClient,
+    gathered: &mut Gathered,
+    ctx: &Context,
+) -> Result<Outcome, Error> {
+    let record = take_record(gathered)?;
+    if let Some(retired) = &record.retired {
+        let deleted = DcrDriver::new(ctx.http.clone())
+            .delete(&retired.management)
+            .await;
+        ctx.metrics.provider_call("delete", &deleted);
+        deleted?;
+    }
+    let secrets = secrets_of(client, ctx);
+    let name = current_secret_name(client);
+    if let Some(secret) = secrets.get_opt(&name).await?
+        && is_ours(&secret, &gathered.uid)
+    {
+        let release = serde_json::json!({"metadata": {
+            "ownerReferences": null,
+            "annotations": {"auth.nauthera.io/orphaned-from": ObjectRef::of(client).to_string()}
+        }});
+        secrets
+            .patch(&name, &PatchParams::default(), &Patch::Merge(&release))
+            .await?;
+    }
+    delete_record(&gathered.uid, ctx).await?;
+    let note = format!(
+        "left {} at {} as deletionPolicy: Orphan asks; Secret {name} stays",
+        record.client_id, record.issuer_url
+    );
+    tracing::info!(client = %ObjectRef::of(client), client_id = %record.client_id, "left the registration at the provider");
+    ctx.event(client, EventType::Normal, "Orphaned", note).await;
+    Ok(Outcome::default())
+}
+
+/// Rotates the client secret the way every provider supports: a new registration with
+/// the same settings; the Secret switches to it in one write; the old one keeps working
+/// for the overlap window, then is deleted.
+async fn rotate(
+    client: &AuthClient,
+    gathered: &mut Gathered,
+    ctx: &Context,
+) -> Result<Outcome, Error> {
+    let old = take_record(gathered)?;
+    let overlap = gathered
+        .evaluation
+        .effective
+        .as_ref()
+        .and_then(|settings| settings.secret_rotation_overlap)
+        .map_or(DEFAULT_OVERLAP, |overlap| {
+            std::time::Duration::from_secs(overlap.as_secs())
+        });
+    let until = k8s_openapi::jiff::Timestamp::now()
+        .checked_add(k8s_openapi::jiff::SignedDuration::try_from(overlap).unwrap_or_default())
+        .unwrap_or_else(|_| k8s_openapi::jiff::Timestamp::now());
+    let retired = Retired {
+        client_id: old.client_id.clone(),
+        issuer_url: old.issuer_url.clone(),
+        management: old.management.clone(),
+        after: Some(until.to_string()),
+    };
+    let record = register(client, gathered, Some(&old), Some(retired), ctx).await?;
+    gathered.rotated = true;
+    ctx.metrics.rotated();
+    let note = format!(
+        "rotated: {} replaces {}, which keeps working until {until}",
+        record.client_id, old.client_id
+    );
+    tracing::info!(client = %ObjectRef::of(client), new = %record.client_id, old = %old.client_id, %until, "rotated the client's credentials");
+    ctx.event(client, EventType::Normal, "Rotated", note).await;
+    provisioned(client, record, gathered, ctx).await
+}
+
+/// How long old credentials keep working after a rotation when no policy says.
+pub const DEFAULT_OVERLAP: std::time::Duration = std::time::Duration::from_secs(3600);
+
 /// The status names a registration whose record was deleted past its finalizer: it can
 /// no longer be managed, and registering anew would leave two. Say so, touch nothing.
 fn record_lost(client: &AuthClient, gathered: &Gathered) -> Outcome {
@@ -115,6 +240,7 @@ fn record_lost(client: &AuthClient, gathered: &Gathered) -> Outcome {
                 "the record of registration {client_id} was deleted from the operator's namespace, so it can no longer be updated or deleted; its credentials keep working. Delete it at the provider by hand, then delete and re-create this AuthClient to register anew"
             ),
         }),
+        rotation: None,
     }
 }
 
@@ -130,6 +256,7 @@ async fn move_to_new_provider(
         client_id: old.client_id.clone(),
         issuer_url: old.issuer_url.clone(),
         management: old.management.clone(),
+        after: None,
     };
     let note = format!(
         "moved from {} ({}) to {}",
@@ -261,213 +388,9 @@ async fn reregister(
     provisioned(client, record, gathered, ctx).await
 }
 
-/// Registers at the client's server, recording the intent first and the answer right
-/// after, before anything else. When the answer cannot be recorded, the fresh
-/// registration is deleted again; if even that fails, it is kept in memory and recorded
-/// before anything is registered again. `previous` is the registration this one
-/// replaces (kept in the record until the new one is in it).
-async fn register(
-    client: &AuthClient,
-    gathered: &Gathered,
-    previous: Option<&StoredRegistration>,
-    retired: Option<Retired>,
-    ctx: &Context,
-) -> Result<StoredRegistration, Error> {
-    let server = gathered.server.as_ref().ok_or(Error::MissingField {
-        kind: "AuthServer",
-        field: "(it was deleted during the reconcile)",
-    })?;
-    let wanted = wanted(gathered)?;
-    let (endpoint, token) = ctx.registration_endpoint(server).await?;
-    if let Some(since) = &gathered.registering_since {
-        possible_orphan(client, &server.spec.issuer_url, since, ctx).await;
-    }
-    let reference = ObjectRef::of(client);
-    // The intent first: should the operator stop before the answer is recorded, the
-    // next attempt knows a registration may exist unrecorded, and says so. Kept in the
-    // local journal when there is one (no API write), else in the record.
-    let since = k8s_openapi::jiff::Timestamp::now().to_string();
-    let begun = Begun {
-        uid: gathered.uid.clone(),
-        namespace: client.metadata.namespace.clone().unwrap_or_default(),
-        name: client.metadata.name.clone().unwrap_or_default(),
-        issuer: server.spec.issuer_url.clone(),
-        since: since.clone(),
-    };
-    let journalled = ctx.journal.enabled() && ctx.journal.begin(&begun).is_ok();
-    if !journalled {
-        let intent = intent_secret(client, &ctx.settings.operator_namespace, previous, &since);
-        let exists = previous.is_some() || gathered.registering_since.is_some();
-        write_record(&intent, exists, ctx).await.map_err(|error| {
-            Error::Unrecorded(format!(
-                "could not record the intent to register in Secret {}/{} ({error}); nothing was registered",
-                ctx.settings.operator_namespace,
-                registration_secret_name(&gathered.uid)
-            ))
-        })?;
-    }
-    let driver = DcrDriver::new(ctx.http.clone());
-    tracing::debug!(client = %reference, "asking the provider to register");
-    let registered = driver
-        .register(&endpoint, token.as_ref(), wanted, &gathered.uid)
-        .await;
-    tracing::debug!(client = %reference, ok = registered.is_ok(), "the provider answered");
-    ctx.metrics.provider_call("register", &registered);
-    let registration = match registered {
-        Ok(registration) => registration,
-        // The provider may have registered it: the intent stays, to be reported.
-        Err(error @ ProviderError::AnswerLost(_)) => return Err(error.into()),
-        Err(error) => {
-            // Nothing was registered: the intent goes, the record is what it was.
-            if journalled {
-                ctx.journal.remove(&gathered.uid);
-            } else {
-                match previous {
-                    Some(previous) => save_registration(client, previous, ctx).await?,
-                    None => delete_record(&gathered.uid, ctx).await?,
-                }
-            }
-            return Err(error.into());
-        }
-    };
-    let record = StoredRegistration {
-        client_id: registration.client_id,
-        client_secret: registration.client_secret,
-        issuer_url: server.spec.issuer_url.clone(),
-        management: registration.management,
-        retired,
-    };
-    // Journalled locally first (no network): a kill from here on loses nothing.
-    let entry = Entry {
-        uid: gathered.uid.clone(),
-        namespace: client.metadata.namespace.clone().unwrap_or_default(),
-        name: client.metadata.name.clone().unwrap_or_default(),
-        record,
-    };
-    if let Err(error) = ctx.journal.write(&entry) {
-        tracing::warn!(client = %reference, %error, "cannot journal the registration; recording it directly");
-    }
-    tracing::debug!(client = %reference, "journalled");
-    let record = entry.record;
-    let exists = !journalled || previous.is_some() || gathered.registering_since.is_some();
-    let secret = record.to_secret(client, &ctx.settings.operator_namespace);
-    if let Err(error) = write_record(&secret, exists, ctx).await {
-        let taken_back = driver.delete(&record.management).await;
-        ctx.metrics.provider_call("delete", &taken_back);
-        let fate = if taken_back.is_ok() {
-            ctx.journal.remove(&gathered.uid);
-            "it was removed from the provider again".to_owned()
-        } else {
-            ctx.keep_unrecorded(&gathered.uid, record.clone());
-            format!(
-                "the provider would not take it back either, so it is held in memory and recorded as soon as the record can be written (client {})",
-                record.client_id
-            )
-        };
-        tracing::warn!(client = %reference, client_id = %record.client_id, %error, %fate, "registered but could not record it");
-        return Err(Error::Unrecorded(format!(
-            "could not record the new registration in Secret {}/{} ({error}); {fate}",
-            ctx.settings.operator_namespace,
-            registration_secret_name(&gathered.uid)
-        )));
-    }
-    ctx.journal.remove(&gathered.uid);
-    ctx.verified(&gathered.uid);
-    tracing::info!(client = %reference, client_id = %record.client_id, issuer = %record.issuer_url, "registered at the provider");
-    Ok(record)
-}
-
-/// Settles what an earlier run journalled but may not have recorded: a registration its
-/// client has no record of becomes the record; one its client no longer needs (a newer
-/// one is recorded, or the client is gone) is deleted at the provider with its own token.
-pub async fn recover_journal(ctx: &Context) {
-    for begun in ctx.journal.begun() {
-        let client = ctx
-            .stores
-            .clients
-            .get(&kube::runtime::reflector::ObjectRef::new(&begun.name).within(&begun.namespace))
-            .filter(|client| client.metadata.uid.as_deref() == Some(begun.uid.as_str()));
-        if let Some(client) = client {
-            possible_orphan(&client, &begun.issuer, &begun.since, ctx).await;
-        } else {
-            ctx.metrics.possible_orphan();
-            tracing::warn!(client = %format!("{}/{}", begun.namespace, begun.name), since = %begun.since, issuer = %begun.issuer, software_id = %begun.uid, "a registration of a client now gone may exist unrecorded");
-        }
-        ctx.journal.remove(&begun.uid);
-    }
-    for entry in ctx.journal.entries() {
-        let uid = entry.uid.clone();
-        match recover(&entry, ctx).await {
-            Ok(outcome) => {
-                tracing::info!(client = %format!("{}/{}", entry.namespace, entry.name), client_id = %entry.record.client_id, %outcome, "settled a journalled registration");
-                ctx.journal.remove(&uid);
-            }
-            Err(error) => {
-                tracing::warn!(client = %format!("{}/{}", entry.namespace, entry.name), client_id = %entry.record.client_id, %error, "cannot settle a journalled registration yet; it stays journalled");
-            }
-        }
-    }
-}
-
-async fn recover(entry: &Entry, ctx: &Context) -> Result<&'static str, Error> {
-    let records: Api<Secret> =
-        Api::namespaced(ctx.client.clone(), &ctx.settings.operator_namespace);
-    let secret = records
-        .get_opt(&registration_secret_name(&entry.uid))
-        .await?;
-    let recorded = secret.as_ref().and_then(StoredRegistration::from_secret);
-    let awaited = secret.as_ref().and_then(registering_since).is_some();
-    if recorded
-        .as_ref()
-        .is_some_and(|r| r.client_id == entry.record.client_id)
-    {
-        return Ok("already recorded");
-    }
-    let client = ctx
-        .stores
-        .clients
-        .get(&kube::runtime::reflector::ObjectRef::new(&entry.name).within(&entry.namespace))
-        .filter(|client| client.metadata.uid.as_deref() == Some(entry.uid.as_str()));
-    // The answer to the registration the record says was begun (or to a first one).
-    if let Some(client) = client
-        && (recorded.is_none() || awaited)
-    {
-        let mut record = entry.record.clone();
-        // A move keeps the registration it left, to be retired once the Secret switches.
-        record.retired = recorded
-            .filter(|old| !crate::gather::same_issuer(&old.issuer_url, &record.issuer_url))
-            .map(|old| Retired {
-                client_id: old.client_id,
-                issuer_url: old.issuer_url,
-                management: old.management,
-            });
-        save_registration(&client, &record, ctx).await?;
-        return Ok("recorded");
-    }
-    let driver = DcrDriver::new(ctx.http.clone());
-    let deleted = driver.delete(&entry.record.management).await;
-    ctx.metrics.provider_call("delete", &deleted);
-    deleted?;
-    Ok("deleted at the provider: a newer registration is recorded, or its client is gone")
-}
-
-/// A registration was begun and its answer never recorded: the operator stopped in
-/// between (killed, or the answer lost). Pure DCR offers no way to look it up, so it is
-/// reported with what finds it at the provider.
-async fn possible_orphan(client: &AuthClient, issuer: &str, since: &str, ctx: &Context) {
-    ctx.metrics.possible_orphan();
-    let uid = client.metadata.uid.as_deref().unwrap_or_default();
-    let note = format!(
-        "a registration begun at {since} was never answered or recorded (the operator stopped, or the answer was lost): the provider at {issuer} may hold one unrecorded — delete the client with software_id {uid} there, other than the one now recorded"
-    );
-    tracing::warn!(client = %ObjectRef::of(client), %since, %issuer, software_id = %uid, "a registration may exist unrecorded");
-    ctx.event(client, EventType::Warning, "PossibleOrphan", note)
-        .await;
-}
-
 /// The client is provisioned: its credentials Secret says so, a Secret under an earlier
 /// name is gone, and a registration it left behind is retired.
-async fn provisioned(
+pub(crate) async fn provisioned(
     client: &AuthClient,
     mut record: StoredRegistration,
     gathered: &Gathered,
@@ -478,7 +401,14 @@ async fn provisioned(
     if previous != gathered.secret_name {
         delete_if_ours(client, &previous, &gathered.uid, ctx).await?;
     }
-    if let Some(retired) = record.retired.take() {
+    let due = |retired: &Retired| {
+        retired.after.as_deref().is_none_or(|after| {
+            after
+                .parse::<k8s_openapi::jiff::Timestamp>()
+                .is_ok_and(|after| after <= k8s_openapi::jiff::Timestamp::now())
+        })
+    };
+    if let Some(retired) = record.retired.take_if(|retired| due(retired)) {
         let driver = DcrDriver::new(ctx.http.clone());
         let deleted = driver.delete(&retired.management).await;
         ctx.metrics.provider_call("delete", &deleted);
@@ -493,224 +423,15 @@ async fn provisioned(
             }
         }
     }
-    Ok(Outcome::registered(
-        &record,
-        Some(gathered.secret_name.clone()),
-    ))
-}
-
-/// Deletes the registration (and one being retired) at the provider, then the
-/// credentials Secrets the operator created, then the record. A provider that refuses
-/// (403) or cannot be reached stops it all: nothing is forgotten.
-pub async fn remove(
-    client: &AuthClient,
-    record: Option<&StoredRegistration>,
-    ctx: &Context,
-) -> Result<(), Error> {
-    let uid = crate::gather::uid(client)?;
-    let reference = ObjectRef::of(client);
-    if let Some(record) = record {
-        let driver = DcrDriver::new(ctx.http.clone());
-        let registrations = record
-            .retired
-            .iter()
-            .map(|r| (&r.client_id, &r.issuer_url, &r.management))
-            .chain([(&record.client_id, &record.issuer_url, &record.management)]);
-        for (client_id, issuer, management) in registrations {
-            deregister(&driver, management, ctx).await.map_err(|error| {
-                tracing::warn!(client = %reference, %client_id, %error, "cannot delete the registration at the provider; keeping everything until it can");
-                error
-            })?;
-            tracing::info!(client = %reference, %client_id, %issuer, "deleted the registration at the provider");
-        }
-    }
-    let names = [current_secret_name(client), spec_secret_name(client)];
-    for name in names.iter().collect::<std::collections::BTreeSet<_>>() {
-        delete_if_ours(client, name, uid, ctx).await?;
-    }
-    let records: Api<Secret> =
-        Api::namespaced(ctx.client.clone(), &ctx.settings.operator_namespace);
-    let name = registration_secret_name(uid);
-    // The record's finalizer guards it against everyone but this moment.
-    let release = serde_json::json!({"metadata": {"finalizers": null}});
-    let released = records
-        .patch(&name, &PatchParams::default(), &Patch::Merge(&release))
-        .await;
-    let deleted = match released {
-        Ok(_) => records
-            .delete(&name, &DeleteParams::default())
-            .await
-            .map(|_| ()),
-        Err(error) => Err(error),
-    };
-    match deleted {
-        Ok(()) => Ok(()),
-        Err(kube::Error::Api(response)) if response.code == 404 => Ok(()),
-        Err(error) => Err(error.into()),
-    }
-}
-
-async fn deregister(
-    driver: &DcrDriver,
-    management: &Management,
-    ctx: &Context,
-) -> Result<Deleted, Error> {
-    let deleted = driver.delete(management).await;
-    ctx.metrics.provider_call("delete", &deleted);
-    Ok(deleted?)
-}
-
-/// Writes the record in the operator's namespace, by server-side apply.
-pub async fn save_registration(
-    client: &AuthClient,
-    record: &StoredRegistration,
-    ctx: &Context,
-) -> Result<(), Error> {
-    let secret = record.to_secret(client, &ctx.settings.operator_namespace);
-    write_record(&secret, true, ctx).await
-}
-
-/// Writes a record: its data replaced by a JSON patch when it exists (`exists` is the
-/// guess: the other way is tried when it was wrong), else created whole. Cheaper for the
-/// API server than a server-side apply, which mattered most at a thousand clients.
-async fn write_record(secret: &Secret, exists: bool, ctx: &Context) -> Result<(), Error> {
-    let name = secret.metadata.name.clone().unwrap_or_default();
-    let records: Api<Secret> =
-        Api::namespaced(ctx.client.clone(), &ctx.settings.operator_namespace);
-    let patch = || -> Result<Patch<()>, Error> {
-        let patch: json_patch::Patch = serde_json::from_value(serde_json::json!([
-            {"op": "add", "path": "/data", "value": secret.data.clone().unwrap_or_default()}
-        ]))
-        .map_err(|error| Error::Unrecorded(error.to_string()))?;
-        Ok(Patch::Json(patch))
-    };
-    let params = PatchParams {
-        field_manager: Some(FIELD_MANAGER.to_owned()),
-        ..PatchParams::default()
-    };
-    let create = PostParams {
-        field_manager: Some(FIELD_MANAGER.to_owned()),
-        ..PostParams::default()
-    };
-    let code = |result: &Result<_, kube::Error>| match result {
-        Err(kube::Error::Api(response)) => Some(response.code),
-        _ => None,
-    };
-    if exists {
-        let patched = records.patch(&name, &params, &patch()?).await;
-        if code(&patched) != Some(404) {
-            return patched.map(|_| ()).map_err(Into::into);
-        }
-        records.create(&create, secret).await?;
-        return Ok(());
-    }
-    let created = records.create(&create, secret).await;
-    if code(&created) != Some(409) {
-        return created.map(|_| ()).map_err(Into::into);
-    }
-    records.patch(&name, &params, &patch()?).await?;
-    Ok(())
-}
-
-/// Deletes the record, releasing the finalizer that guards it from everyone else.
-async fn delete_record(uid: &str, ctx: &Context) -> Result<(), Error> {
-    let records: Api<Secret> =
-        Api::namespaced(ctx.client.clone(), &ctx.settings.operator_namespace);
-    let name = registration_secret_name(uid);
-    let release = serde_json::json!({"metadata": {"finalizers": null}});
-    let released = records
-        .patch(&name, &PatchParams::default(), &Patch::Merge(&release))
-        .await;
-    let deleted = match released {
-        Ok(_) => records
-            .delete(&name, &DeleteParams::default())
-            .await
-            .map(|_| ()),
-        Err(error) => Err(error),
-    };
-    match deleted {
-        Ok(()) => Ok(()),
-        Err(kube::Error::Api(response)) if response.code == 404 => Ok(()),
-        Err(error) => Err(error.into()),
-    }
-}
-
-/// Writes the credentials Secret when it does not already say what the record says:
-/// created when absent (never over a Secret that appeared meanwhile), updated in place
-/// when ours, guarded by the resourceVersion that was read.
-async fn write_credentials(
-    client: &AuthClient,
-    record: &StoredRegistration,
-    gathered: &Gathered,
-    ctx: &Context,
-) -> Result<(), Error> {
-    let name = &gathered.secret_name;
-    let mut wanted = record.credentials_secret(client, name);
-    let secrets = secrets_of(client, ctx);
-    match &gathered.credentials {
-        Some(existing) if same_data(existing, &wanted) => return Ok(()),
-        Some(existing) => {
-            wanted
-                .metadata
-                .resource_version
-                .clone_from(&existing.metadata.resource_version);
-            let written = secrets
-                .patch(
-                    name,
-                    &PatchParams::apply(FIELD_MANAGER).force(),
-                    &Patch::Apply(&wanted),
-                )
-                .await;
-            match written {
-                Err(kube::Error::Api(response)) if response.code == 409 => {
-                    return Err(Error::SecretChanged(format!(
-                        "Secret {name} changed while it was being updated; trying again"
-                    )));
-                }
-                other => other?,
-            };
-        }
-        None => match secrets.create(&PostParams::default(), &wanted).await {
-            Err(kube::Error::Api(response)) if response.code == 409 => {
-                return Err(Error::SecretChanged(format!(
-                    "Secret {name} appeared while it was being created; looking again"
-                )));
-            }
-            other => {
-                other?;
-            }
-        },
-    }
-    tracing::info!(client = %ObjectRef::of(client), secret = %name, client_id = %record.client_id, "wrote the credentials Secret");
-    Ok(())
-}
-
-async fn delete_if_ours(
-    client: &AuthClient,
-    name: &str,
-    uid: &str,
-    ctx: &Context,
-) -> Result<(), Error> {
-    let secrets = secrets_of(client, ctx);
-    let Some(secret) = secrets.get_opt(name).await? else {
-        return Ok(());
-    };
-    if !is_ours(&secret, uid) {
-        return Ok(());
-    }
-    match secrets.delete(name, &DeleteParams::default()).await {
-        Ok(_) => Ok(()),
-        Err(kube::Error::Api(response)) if response.code == 404 => Ok(()),
-        Err(error) => Err(error.into()),
-    }
-}
-
-fn spec_secret_name(client: &AuthClient) -> String {
-    client.spec.secret_name.clone().unwrap_or_else(|| {
-        nauthera_shared::policy::default_secret_name(
-            client.meta().name.as_deref().unwrap_or_default(),
-        )
-    })
+    let mut outcome = Outcome::registered(&record, Some(gathered.secret_name.clone()));
+    outcome.rotation = crate::rotation::status(
+        client,
+        gathered.rotation_schedule(),
+        Some(&record),
+        gathered.rotated,
+        k8s_openapi::jiff::Timestamp::now(),
+    );
+    Ok(outcome)
 }
 
 fn take_record(gathered: &mut Gathered) -> Result<StoredRegistration, Error> {
@@ -720,7 +441,7 @@ fn take_record(gathered: &mut Gathered) -> Result<StoredRegistration, Error> {
     })
 }
 
-fn wanted(gathered: &Gathered) -> Result<&ClientMetadata, Error> {
+pub(crate) fn wanted(gathered: &Gathered) -> Result<&ClientMetadata, Error> {
     gathered.wanted.as_ref().ok_or(Error::MissingField {
         kind: "Evaluation",
         field: "effective",

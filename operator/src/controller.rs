@@ -78,7 +78,7 @@ pub async fn run(client: Client, options: Options) -> Result<()> {
         },
     };
     ctx.metrics.leader.set(1);
-    crate::act::recover_journal(&ctx).await;
+    crate::register::recover_journal(&ctx).await;
     tracing::info!(concurrency = options.concurrency, resync = ?options.settings.resync, "leading: reconciling every AuthClient");
 
     let (stop, stopped) = futures::channel::oneshot::channel::<()>();

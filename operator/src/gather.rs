@@ -8,14 +8,14 @@ use std::sync::Arc;
 use k8s_openapi::api::core::v1::Secret;
 use kube::{Api, Resource};
 use nauthera_shared::policy::{Evaluation, Standing, default_secret_name};
-use nauthera_shared::resources::{AuthClient, AuthServer, ObjectRef};
+use nauthera_shared::resources::{AuthClient, AuthServer, DeletionPolicy, ObjectRef};
 
 use crate::Error;
-use crate::act::save_registration;
 use crate::context::Context;
-use crate::lifecycle::{Credentials, Facts, Observed, Recorded, Verdict};
+use crate::lifecycle::{Credentials, Existing, Facts, Observed, Recorded, Rotation, Verdict};
 use crate::provider::dcr::DcrDriver;
 use crate::provider::{Answer, ClientMetadata, ProviderError};
+use crate::records::save_registration;
 use crate::secrets::{StoredRegistration, is_ours, registering_since, registration_secret_name};
 
 /// Everything known about one client before anything is done.
@@ -46,6 +46,26 @@ pub struct Gathered {
     pub drifted: Vec<&'static str>,
     /// Fields the provider changed and that were already put back once: not rewritten.
     pub stubborn_drift: Vec<&'static str>,
+    /// `deletionPolicy: Orphan`.
+    pub orphan: bool,
+    /// A registration the client asks to take over, and what became of asking.
+    pub existing: Existing,
+    pub adoptable: Option<StoredRegistration>,
+    /// Why the registration to take over cannot be (yet), for the status.
+    pub existing_problem: Option<String>,
+    pub rotation: Rotation,
+    /// Set once the credentials were rotated in this reconcile.
+    pub rotated: bool,
+}
+
+impl Gathered {
+    /// The governing policies' rotation schedule, if any.
+    pub fn rotation_schedule(&self) -> Option<&str> {
+        self.evaluation
+            .effective
+            .as_ref()
+            .and_then(|settings| settings.secret_rotation_schedule.as_deref())
+    }
 }
 
 impl Gathered {
@@ -72,6 +92,7 @@ impl Gathered {
             .is_some_and(|secret| !is_ours(secret, &self.uid));
         Facts {
             deleting,
+            orphan: self.orphan,
             verdict: self.verdict,
             recorded,
             observed: self.observed,
@@ -81,6 +102,8 @@ impl Gathered {
                 Credentials::Writable
             },
             can_record,
+            existing: self.existing,
+            rotation: self.rotation,
         }
     }
 }
@@ -172,9 +195,88 @@ pub async fn gather(client: &AuthClient, ctx: &Context) -> Result<Gathered, Erro
         observed: Observed::Unread,
         drifted: Vec::new(),
         stubborn_drift: Vec::new(),
+        orphan: client.spec.deletion_policy == DeletionPolicy::Orphan,
+        existing: Existing::NotAsked,
+        adoptable: None,
+        existing_problem: None,
+        rotation: Rotation::NotDue,
+        rotated: false,
     };
     observe(&mut gathered, ctx).await?;
+    look_for_existing(client, &mut gathered, ctx).await?;
+    if gathered.verdict == Verdict::Provision {
+        gathered.rotation = crate::rotation::due(
+            client,
+            gathered.rotation_schedule(),
+            gathered.record.as_ref(),
+            k8s_openapi::jiff::Timestamp::now(),
+        );
+    }
     Ok(gathered)
+}
+
+/// The registration the client asks to take over (`spec.existingRegistration`), when it
+/// has none recorded and is to be provisioned: its Secret, and whether the provider
+/// answers a read with its token.
+async fn look_for_existing(
+    client: &AuthClient,
+    gathered: &mut Gathered,
+    ctx: &Context,
+) -> Result<(), Error> {
+    let (Some(existing), None, Some(server), false) = (
+        &client.spec.existing_registration,
+        &gathered.record,
+        &gathered.server,
+        client.metadata.deletion_timestamp.is_some(),
+    ) else {
+        return Ok(());
+    };
+    let name = &existing.secret_name;
+    let Some(secret) = secrets_of(client, ctx).get_opt(name).await? else {
+        gathered.existing = Existing::Missing;
+        gathered.existing_problem = Some(format!(
+            "waiting for Secret {name} (spec.existingRegistration.secretName): nothing is registered in its place"
+        ));
+        return Ok(());
+    };
+    let refuse = |gathered: &mut Gathered, why: String| {
+        gathered.existing = Existing::Refused;
+        gathered.existing_problem = Some(format!(
+            "the registration in Secret {name} cannot be taken over: {why}"
+        ));
+    };
+    let Some(mut record) = StoredRegistration::from_secret(&secret) else {
+        refuse(
+            gathered,
+            "it needs the keys client_id, registration_client_uri and registration_access_token"
+                .to_owned(),
+        );
+        return Ok(());
+    };
+    record.issuer_url.clone_from(&server.spec.issuer_url);
+    record.retired = None;
+    let read = DcrDriver::new(ctx.http.clone())
+        .read(&record.management)
+        .await;
+    ctx.metrics.provider_call("read", &read);
+    match read {
+        Ok(answer) => {
+            adopt(&mut record, answer);
+            gathered.existing = Existing::Usable;
+            gathered.adoptable = Some(record);
+        }
+        Err(error @ (ProviderError::Gone { .. } | ProviderError::Forbidden { .. })) => {
+            refuse(
+                gathered,
+                format!(
+                    "{} refused its registration access token ({error})",
+                    server.spec.issuer_url
+                ),
+            );
+        }
+        Err(error) => return Err(error.into()),
+    }
+    Ok(())
 }
 
 /// Reads the registration at the provider when a read is due (or what was applied is

@@ -59,15 +59,40 @@ pub enum Credentials {
     Foreign,
 }
 
+/// A registration made earlier that the client asks to take over
+/// (`spec.existingRegistration`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Existing {
+    /// None asked for.
+    NotAsked,
+    /// The Secret naming it does not exist (yet).
+    Missing,
+    /// The provider does not accept its registration access token.
+    Refused,
+    /// The provider answered a read with it.
+    Usable,
+}
+
+/// The client secret's rotation (the governing policies' schedule, or an annotation).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Rotation {
+    NotDue,
+    Due,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Facts {
     pub deleting: bool,
+    /// `deletionPolicy: Orphan`: deleting leaves the registration at the provider.
+    pub orphan: bool,
     pub verdict: Verdict,
     pub recorded: Recorded,
     pub observed: Observed,
     pub credentials: Credentials,
     /// Whether a new registration could be recorded (the operator's namespace exists).
     pub can_record: bool,
+    pub existing: Existing,
+    pub rotation: Rotation,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -99,6 +124,17 @@ pub enum Decision {
     Release,
     /// A registration exists whose record is lost: touch nothing, say so.
     RecordLost,
+    /// The AuthClient is being deleted with `deletionPolicy: Orphan`: the registration
+    /// stays at the provider, the credentials Secret stays, the record goes.
+    Orphan,
+    /// Take over the registration the client names, then bring it in line.
+    Adopt,
+    /// The registration the client names cannot be taken over (yet): nothing is
+    /// registered in its place.
+    AwaitExisting,
+    /// Rotate the client secret: a new registration with the same settings; the old one
+    /// keeps working for the overlap window, then is deleted.
+    Rotate,
 }
 
 impl Decision {
@@ -109,12 +145,15 @@ impl Decision {
 
     /// Whether this decision makes a new registration at a provider.
     pub const fn registers(self) -> bool {
-        matches!(self, Self::Register | Self::Reregister | Self::Move)
+        matches!(
+            self,
+            Self::Register | Self::Reregister | Self::Move | Self::Rotate
+        )
     }
 
     /// Whether this decision writes to the provider at all.
     pub const fn writes_to_provider(self) -> bool {
-        self.deletes() || self.registers() || matches!(self, Self::Update)
+        self.deletes() || self.registers() || matches!(self, Self::Update | Self::Adopt)
     }
 }
 
@@ -123,6 +162,7 @@ pub fn decide(facts: Facts) -> Decision {
     if facts.deleting {
         return match facts.recorded {
             Recorded::Nothing | Recorded::Lost => Decision::Release,
+            Recorded::Here { .. } | Recorded::Elsewhere if facts.orphan => Decision::Orphan,
             Recorded::Here { .. } | Recorded::Elsewhere => Decision::Deregister,
         };
     }
@@ -135,21 +175,29 @@ pub fn decide(facts: Facts) -> Decision {
         Verdict::Revoke | Verdict::Withhold => Decision::KeepWithheld,
         Verdict::Provision if facts.credentials == Credentials::Foreign => Decision::Conflict,
         Verdict::Provision => match (facts.recorded, facts.observed) {
-            (Recorded::Nothing, _) => register(facts, Decision::Register),
+            (Recorded::Nothing, _) => match facts.existing {
+                Existing::NotAsked => register(facts, Decision::Register),
+                Existing::Usable => register(facts, Decision::Adopt),
+                Existing::Missing | Existing::Refused => Decision::AwaitExisting,
+            },
             (Recorded::Elsewhere, _) => register(facts, Decision::Move),
             (Recorded::Here { .. }, Observed::Gone) => register(facts, Decision::Reregister),
             (Recorded::Here { .. }, Observed::Drifted) | (Recorded::Here { current: false }, _) => {
                 Decision::Update
             }
             (Recorded::Here { current: true }, Observed::Unread | Observed::InSync) => {
-                Decision::Keep
+                match facts.rotation {
+                    Rotation::Due => register(facts, Decision::Rotate),
+                    Rotation::NotDue => Decision::Keep,
+                }
             }
             (Recorded::Lost, _) => Decision::RecordLost,
         },
     }
 }
 
-/// A new registration only where it can be recorded the moment the provider answers.
+/// A new (or taken over) registration only where it can be recorded the moment it is
+/// known.
 fn register(facts: Facts, decision: Decision) -> Decision {
     if facts.can_record {
         decision
@@ -164,6 +212,30 @@ mod tests {
 
     /// Every combination of facts.
     fn every_fact() -> Vec<Facts> {
+        let mut all = Vec::new();
+        for base in every_core_fact() {
+            for orphan in [false, true] {
+                for existing in [
+                    Existing::NotAsked,
+                    Existing::Missing,
+                    Existing::Refused,
+                    Existing::Usable,
+                ] {
+                    for rotation in [Rotation::NotDue, Rotation::Due] {
+                        all.push(Facts {
+                            orphan,
+                            existing,
+                            rotation,
+                            ..base
+                        });
+                    }
+                }
+            }
+        }
+        all
+    }
+
+    fn every_core_fact() -> Vec<Facts> {
         let mut all = Vec::new();
         for deleting in [false, true] {
             for verdict in [Verdict::Provision, Verdict::Withhold, Verdict::Revoke] {
@@ -184,11 +256,14 @@ mod tests {
                             for can_record in [false, true] {
                                 all.push(Facts {
                                     deleting,
+                                    orphan: false,
                                     verdict,
                                     recorded,
                                     observed,
                                     credentials,
                                     can_record,
+                                    existing: Existing::NotAsked,
+                                    rotation: Rotation::NotDue,
                                 });
                             }
                         }
@@ -234,14 +309,19 @@ mod tests {
     }
 
     #[test]
-    fn a_recorded_registration_is_made_again_only_when_the_provider_lost_it() {
+    fn a_recorded_registration_is_made_again_only_when_the_provider_lost_it_or_rotating() {
         for facts in every_fact() {
             let decision = decide(facts);
             if let Recorded::Here { .. } = facts.recorded
                 && decision.registers()
             {
-                assert_eq!(decision, Decision::Reregister);
-                assert_eq!(facts.observed, Observed::Gone, "{facts:?}");
+                match decision {
+                    Decision::Reregister => {
+                        assert_eq!(facts.observed, Observed::Gone, "{facts:?}");
+                    }
+                    Decision::Rotate => assert_eq!(facts.rotation, Rotation::Due, "{facts:?}"),
+                    other => panic!("{facts:?}: {other:?}"),
+                }
             }
         }
     }
@@ -253,7 +333,8 @@ mod tests {
                 && facts.verdict == Verdict::Provision
                 && facts.recorded == (Recorded::Here { current: true })
                 && matches!(facts.observed, Observed::Unread | Observed::InSync)
-                && facts.credentials == Credentials::Writable;
+                && facts.credentials == Credentials::Writable
+                && facts.rotation == Rotation::NotDue;
             if converged {
                 assert_eq!(decide(facts), Decision::Keep, "{facts:?}");
             }
@@ -286,10 +367,41 @@ mod tests {
     }
 
     #[test]
-    fn deletion_always_ends_in_deregistering_or_releasing() {
+    fn a_registration_asked_to_be_taken_over_is_never_replaced_by_a_new_one() {
+        for facts in every_fact() {
+            if facts.existing != Existing::NotAsked && facts.recorded == Recorded::Nothing {
+                let decision = decide(facts);
+                assert!(!decision.registers(), "{facts:?}: {decision:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_rotation_is_the_only_new_registration_of_a_converged_client() {
+        for facts in every_fact() {
+            let decision = decide(facts);
+            if decision == Decision::Rotate {
+                assert_eq!(facts.rotation, Rotation::Due, "{facts:?}");
+                assert_eq!(
+                    facts.recorded,
+                    Recorded::Here { current: true },
+                    "{facts:?}"
+                );
+                assert!(
+                    !facts.deleting && facts.verdict == Verdict::Provision,
+                    "{facts:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn deletion_always_ends_in_deregistering_releasing_or_orphaning() {
         for facts in every_fact().into_iter().filter(|f| f.deleting) {
             let expected = if matches!(facts.recorded, Recorded::Nothing | Recorded::Lost) {
                 Decision::Release
+            } else if facts.orphan {
+                Decision::Orphan
             } else {
                 Decision::Deregister
             };

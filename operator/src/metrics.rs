@@ -38,6 +38,7 @@ pub struct Metrics {
     pub drift_repaired: Counter,
     pub discovery_fetches: Counter,
     pub possible_orphans: Counter,
+    pub rotations: Counter,
     pub leader: prometheus_client::metrics::gauge::Gauge,
     pub failures: Family<ErrorLabels, Counter>,
     pub duration: Histogram,
@@ -56,6 +57,12 @@ impl Default for Metrics {
         let drift_repaired = Counter::default();
         let discovery_fetches = Counter::default();
         let possible_orphans = Counter::default();
+        let rotations = Counter::default();
+        registry.register(
+            "rotations",
+            "Client credentials rotated (a new registration; the old one retired after the overlap)",
+            rotations.clone(),
+        );
         registry.register(
             "possible_orphans",
             "Registrations begun whose answer was never recorded: one may exist unrecorded at the provider",
@@ -109,6 +116,7 @@ impl Default for Metrics {
             drift_repaired,
             discovery_fetches,
             possible_orphans,
+            rotations,
             leader,
             failures,
             duration,
@@ -126,6 +134,10 @@ impl Metrics {
 
     pub fn registration_lost(&self) {
         self.registrations_lost.inc();
+    }
+
+    pub fn rotated(&self) {
+        self.rotations.inc();
     }
 
     pub fn possible_orphan(&self) {

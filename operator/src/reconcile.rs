@@ -12,7 +12,7 @@ use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use kube::runtime::finalizer::{Error as FinalizerError, Event as Finalized, finalizer};
 use kube::{Api, Resource};
-use nauthera_shared::resources::{AuthClient, ObjectRef};
+use nauthera_shared::resources::{AuthClient, AuthClientStatus, ObjectRef};
 use serde_json::json;
 
 use crate::Error;
@@ -68,23 +68,26 @@ pub fn error_policy(client: Arc<AuthClient>, error: &Error, ctx: Arc<Context>) -
 
 async fn apply(client: &AuthClient, ctx: &Context) -> Result<Action, Error> {
     let uid = uid(client)?.to_owned();
-    let gathered = match gather(client, ctx).await {
+    let gathered = match Box::pin(gather(client, ctx)).await {
         Ok(gathered) => gathered,
         Err(error) => return report_failure(client, ctx, error).await,
     };
     let decision = decide(gathered.facts(false, ctx.can_record()));
     tracing::debug!(client = %ObjectRef::of(client), ?decision, "decided");
     let evaluation = gathered.evaluation.clone();
-    let outcome = match act(decision, client, gathered, ctx).await {
+    let outcome = match Box::pin(act(decision, client, gathered, ctx)).await {
         Ok(outcome) => outcome,
         Err(error) => return report_failure(client, ctx, error).await,
     };
-    report(client, &evaluation, &outcome, ctx).await?;
+    let status = report(client, &evaluation, &outcome, ctx).await?;
     ctx.succeeded(&uid);
-    // Back when the registration is due to be read again (drift, a provider that lost it).
-    Ok(Action::requeue(
-        ctx.read_due_in(&uid).max(Duration::from_secs(1)),
-    ))
+    // Back when the registration is due to be read again (drift, a provider that lost
+    // it), or when its rotation falls due, whichever comes first.
+    let now = k8s_openapi::jiff::Timestamp::now();
+    let read = ctx.read_due_in(&uid);
+    let wake =
+        crate::rotation::wake_in(status.rotation.as_ref(), now).map_or(read, |w| w.min(read));
+    Ok(Action::requeue(wake.max(Duration::from_secs(1))))
 }
 
 async fn cleanup(client: &AuthClient, ctx: &Context) -> Result<Action, Error> {
@@ -94,9 +97,9 @@ async fn cleanup(client: &AuthClient, ctx: &Context) -> Result<Action, Error> {
         return Ok(Action::await_change());
     }
     let result = async {
-        let gathered = gather(client, ctx).await?;
+        let gathered = Box::pin(gather(client, ctx)).await?;
         let decision = decide(gathered.facts(true, ctx.can_record()));
-        act(decision, client, gathered, ctx).await
+        Box::pin(act(decision, client, gathered, ctx)).await
     }
     .await;
     match result {
@@ -153,10 +156,10 @@ async fn report(
     evaluation: &nauthera_shared::policy::Evaluation,
     outcome: &Outcome,
     ctx: &Context,
-) -> Result<(), Error> {
+) -> Result<AuthClientStatus, Error> {
     let status = client_status(client, evaluation, outcome);
     if !differs(client.status.as_ref(), &status) {
-        return Ok(());
+        return Ok(status);
     }
     let before = ready_reason(client.status.as_ref()).map(str::to_owned);
     let namespace = client.meta().namespace.clone().unwrap_or_default();
@@ -194,5 +197,5 @@ async fn report(
         };
         ctx.event(client, type_, after, note).await;
     }
-    Ok(())
+    Ok(status)
 }

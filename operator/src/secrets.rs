@@ -27,6 +27,7 @@ pub const ISSUER_URL: &str = "issuer_url";
 const REGISTRATION_CLIENT_URI: &str = "registration_client_uri";
 const REGISTRATION_ACCESS_TOKEN: &str = "registration_access_token";
 const RETIRED: &str = "retired_";
+const RETIRE_AFTER: &str = "retire_after";
 /// When a registration was begun, until the provider's answer is recorded: found later,
 /// it says the operator stopped in between, and a registration may exist unrecorded.
 const REGISTERING_SINCE: &str = "registering_since";
@@ -53,12 +54,15 @@ pub struct StoredRegistration {
     pub retired: Option<Retired>,
 }
 
-/// A registration that is no longer used and is to be deleted at its provider.
+/// A registration that is no longer used and is to be deleted at its provider: at once
+/// after a move, after the overlap window after a rotation.
 #[derive(Debug, Clone)]
 pub struct Retired {
     pub client_id: String,
     pub issuer_url: String,
     pub management: Management,
+    /// When it may be deleted (RFC 3339); absent: now.
+    pub after: Option<String>,
 }
 
 /// The registration Secret's name: one per AuthClient object, by UID, so a client deleted
@@ -95,6 +99,7 @@ impl StoredRegistration {
             client_id: text(data, &format!("{RETIRED}{CLIENT_ID}")).unwrap_or_default(),
             issuer_url: text(data, &format!("{RETIRED}{ISSUER_URL}")).unwrap_or_default(),
             management,
+            after: text(data, RETIRE_AFTER),
         });
         Some(Self {
             client_id: text(data, CLIENT_ID)?,
@@ -137,32 +142,56 @@ impl StoredRegistration {
             ] {
                 data.insert(format!("{RETIRED}{key}"), bytes(value));
             }
+            if let Some(after) = &retired.after {
+                data.insert(RETIRE_AFTER.to_owned(), bytes(after));
+            }
         }
         record_secret(client, namespace, data)
     }
 
     /// The credentials Secret the client's application mounts, owned by the client so it
     /// goes with it.
-    pub fn credentials_secret(&self, client: &AuthClient, name: &str) -> Secret {
+    /// The credentials Secret the client's application mounts, shaped as its
+    /// `secretTemplate` says, owned by the client so it goes with it. `token_endpoint`
+    /// comes from the provider's discovery document, when known.
+    pub fn credentials_secret(
+        &self,
+        client: &AuthClient,
+        name: &str,
+        token_endpoint: Option<&str>,
+    ) -> Secret {
+        let template = client.spec.secret_template.clone().unwrap_or_default();
+        let keys = &template.keys;
+        let issuer = self.issuer_url.trim_end_matches('/');
         let mut data = BTreeMap::from([
-            (CLIENT_ID.to_owned(), bytes(&self.client_id)),
-            (ISSUER_URL.to_owned(), bytes(&self.issuer_url)),
+            (keys.client_id.clone(), bytes(&self.client_id)),
+            (keys.issuer_url.clone(), bytes(&self.issuer_url)),
+            (
+                keys.discovery_url.clone(),
+                bytes(&format!("{issuer}/.well-known/openid-configuration")),
+            ),
         ]);
         if let Some(secret) = &self.client_secret {
-            data.insert(CLIENT_SECRET.to_owned(), bytes(secret.expose_secret()));
+            data.insert(keys.client_secret.clone(), bytes(secret.expose_secret()));
+        }
+        if let Some(endpoint) = token_endpoint {
+            data.insert(keys.token_endpoint.clone(), bytes(endpoint));
         }
         let meta = client.meta();
+        // The template's labels first: Nauthera's own, which say whose Secret this is,
+        // always win.
+        let mut labels = template.labels;
+        labels.insert(MANAGED_BY.0.to_owned(), MANAGED_BY.1.to_owned());
+        labels.insert(
+            CLIENT_NAME_LABEL.to_owned(),
+            meta.name.clone().unwrap_or_default(),
+        );
         Secret {
             metadata: ObjectMeta {
                 name: Some(name.to_owned()),
                 namespace: meta.namespace.clone(),
-                labels: Some(BTreeMap::from([
-                    (MANAGED_BY.0.to_owned(), MANAGED_BY.1.to_owned()),
-                    (
-                        CLIENT_NAME_LABEL.to_owned(),
-                        meta.name.clone().unwrap_or_default(),
-                    ),
-                ])),
+                labels: Some(labels),
+                annotations: (!template.annotations.is_empty()).then_some(template.annotations),
                 owner_references: client.controller_owner_ref(&()).map(|owner| vec![owner]),
                 ..ObjectMeta::default()
             },
@@ -245,13 +274,19 @@ pub fn is_ours(secret: &Secret, client_uid: &str) -> bool {
 /// Whether `existing` already holds exactly what `wanted` would write: then nothing is
 /// written.
 pub fn same_data(existing: &Secret, wanted: &Secret) -> bool {
+    let holds = |have: Option<&BTreeMap<String, String>>,
+                 want: Option<&BTreeMap<String, String>>| {
+        want.iter()
+            .flat_map(|want| want.iter())
+            .all(|(key, value)| have.and_then(|have| have.get(key)) == Some(value))
+    };
     existing.data == wanted.data
-        && existing.metadata.labels.as_ref().is_some_and(|labels| {
-            wanted
-                .metadata
-                .labels
-                .iter()
-                .flatten()
-                .all(|(key, value)| labels.get(key) == Some(value))
-        })
+        && holds(
+            existing.metadata.labels.as_ref(),
+            wanted.metadata.labels.as_ref(),
+        )
+        && holds(
+            existing.metadata.annotations.as_ref(),
+            wanted.metadata.annotations.as_ref(),
+        )
 }

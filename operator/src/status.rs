@@ -9,17 +9,22 @@
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use nauthera_shared::policy::{Compliance, Evaluation, Standing};
-use nauthera_shared::resources::{AuthClient, AuthClientStatus, Condition, SecretNameRef};
+use nauthera_shared::resources::{
+    AuthClient, AuthClientStatus, Condition, RotationStatus, SecretNameRef,
+};
 
 use crate::secrets::StoredRegistration;
 
 /// What the reconcile left in place.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct Outcome {
     /// The registration that exists, and the Secret its credentials are in.
     pub registered: Option<Registered>,
     /// Why the client is not as the policies decide, beyond compliance.
     pub problem: Option<Problem>,
+    /// The credentials' rotation, when this reconcile knows it (else the status keeps
+    /// what it said).
+    pub rotation: Option<RotationStatus>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -45,6 +50,7 @@ impl Outcome {
                 secret,
             }),
             problem: None,
+            rotation: None,
         }
     }
 
@@ -155,6 +161,12 @@ pub fn client_status(
             .collect(),
         effective,
         violations: evaluation.violations.clone(),
+        rotation: outcome.registered.as_ref().and_then(|_| {
+            outcome
+                .rotation
+                .clone()
+                .or_else(|| previous_status.and_then(|s| s.rotation.clone()))
+        }),
     }
 }
 

@@ -11,10 +11,10 @@ use common::{INITIAL_ACCESS_TOKEN, TestProvider};
 use std::time::Duration;
 
 use http::Method;
-use nauthera_operator::act::recover_journal;
 use nauthera_operator::journal::{Entry, Journal};
 use nauthera_operator::provider::ClientMetadata;
 use nauthera_operator::provider::dcr::{DcrDriver, http_client};
+use nauthera_operator::register::recover_journal;
 use nauthera_operator::secrets::StoredRegistration;
 use nauthera_shared::resources::AuthClient;
 use secrecy::SecretString;
