@@ -253,6 +253,20 @@ async fn look_for_existing(
         );
         return Ok(());
     };
+    if !same_origin(
+        &record.management.registration_client_uri,
+        &server.spec.issuer_url,
+    ) {
+        // The token would be sent wherever the Secret says: only to the server's provider.
+        refuse(
+            gathered,
+            format!(
+                "its registration_client_uri is not at the server's issuer {} (same scheme, host and port required)",
+                server.spec.issuer_url
+            ),
+        );
+        return Ok(());
+    }
     record.issuer_url.clone_from(&server.spec.issuer_url);
     record.retired = None;
     let read = DcrDriver::new(ctx.http.clone())
@@ -277,6 +291,14 @@ async fn look_for_existing(
         Err(error) => return Err(error.into()),
     }
     Ok(())
+}
+
+/// Whether two URLs share scheme, host and port.
+fn same_origin(a: &str, b: &str) -> bool {
+    match (url::Url::parse(a), url::Url::parse(b)) {
+        (Ok(a), Ok(b)) => a.origin() == b.origin() && a.origin().is_tuple(),
+        _ => false,
+    }
 }
 
 /// Reads the registration at the provider when a read is due (or what was applied is

@@ -19,10 +19,13 @@ use crate::Error;
 use crate::act::act;
 use crate::context::{Context, FIELD_MANAGER};
 use crate::gather::{gather, uid};
-use crate::lifecycle::decide;
+use crate::lifecycle::{Decision, decide};
 use crate::status::{Outcome, Problem, client_status, differs, ready_reason};
 
 pub const FINALIZER: &str = "auth.nauthera.io/cleanup";
+
+/// How often a client waiting for the Secret of a registration to take over looks again.
+const AWAIT_EXISTING_EVERY: Duration = Duration::from_secs(15);
 
 pub async fn reconcile(client: Arc<AuthClient>, ctx: Arc<Context>) -> Result<Action, Error> {
     let started = Instant::now();
@@ -85,8 +88,12 @@ async fn apply(client: &AuthClient, ctx: &Context) -> Result<Action, Error> {
     // it), or when its rotation falls due, whichever comes first.
     let now = k8s_openapi::jiff::Timestamp::now();
     let read = ctx.read_due_in(&uid);
-    let wake =
+    let mut wake =
         crate::rotation::wake_in(status.rotation.as_ref(), now).map_or(read, |w| w.min(read));
+    if decision == Decision::AwaitExisting {
+        // Nothing watches the team's own Secrets: look again for the one it names.
+        wake = wake.min(AWAIT_EXISTING_EVERY);
+    }
     Ok(Action::requeue(wake.max(Duration::from_secs(1))))
 }
 

@@ -177,15 +177,11 @@ pub(crate) async fn write_credentials(
     match &gathered.credentials {
         Some(existing) if same_data(existing, &wanted) => return Ok(()),
         Some(existing) => {
-            wanted
-                .metadata
-                .resource_version
-                .clone_from(&existing.metadata.resource_version);
             let written = secrets
                 .patch(
                     name,
-                    &PatchParams::apply(FIELD_MANAGER).force(),
-                    &Patch::Apply(&wanted),
+                    &PatchParams::default(),
+                    &Patch::Merge(credentials_update(existing, &mut wanted)),
                 )
                 .await;
             match written {
@@ -210,6 +206,30 @@ pub(crate) async fn write_credentials(
     }
     tracing::info!(client = %ObjectRef::of(client), secret = %name, client_id = %record.client_id, "wrote the credentials Secret");
     Ok(())
+}
+
+/// The update of a credentials Secret the operator owns, in place: its data becomes
+/// exactly what is wanted (a key renamed by `secretTemplate.keys` leaves no stale copy
+/// behind), the template's labels and annotations are set, and whatever else others
+/// added to its metadata (Argo CD, Reloader) stays. Guarded by the resource version it
+/// was read at.
+fn credentials_update(existing: &Secret, wanted: &mut Secret) -> serde_json::Value {
+    let mut data = serde_json::Map::new();
+    for key in existing.data.iter().flat_map(|data| data.keys()) {
+        data.insert(key.clone(), serde_json::Value::Null);
+    }
+    for (key, value) in wanted.data.take().unwrap_or_default() {
+        data.insert(key, serde_json::to_value(value).unwrap_or_default());
+    }
+    // `null` in a merge patch deletes: only what the template sets is sent.
+    let mut metadata = serde_json::json!({"resourceVersion": existing.metadata.resource_version});
+    if let Some(labels) = wanted.metadata.labels.take() {
+        metadata["labels"] = serde_json::json!(labels);
+    }
+    if let Some(annotations) = wanted.metadata.annotations.take() {
+        metadata["annotations"] = serde_json::json!(annotations);
+    }
+    serde_json::json!({"metadata": metadata, "data": data})
 }
 
 pub(crate) async fn delete_if_ours(

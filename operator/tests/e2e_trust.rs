@@ -23,24 +23,9 @@ use common::cluster::{Scenario, condition, decoded, eventually, within};
 use common::{Flavour, TestProvider};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Namespace;
-use k8s_openapi::api::events::v1::Event;
-use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
+use kube::api::{DeleteParams, Patch, PatchParams};
 use kube::{Api, ResourceExt};
 use serde_json::json;
-
-/// Whether an event with this reason was recorded on the client.
-async fn has_event(scenario: &Scenario, client: &str, reason: &str) -> bool {
-    let events: Api<Event> = Api::namespaced(scenario.client.clone(), &scenario.team);
-    events.list(&ListParams::default()).await.is_ok_and(|list| {
-        list.items.iter().any(|event| {
-            event.reason.as_deref() == Some(reason)
-                && event
-                    .regarding
-                    .as_ref()
-                    .is_some_and(|r| r.name.as_deref() == Some(client))
-        })
-    })
-}
 
 /// Checks that `orders`' registration is the one it was: same id at the provider,
 /// working credentials, the same Secret, the status saying so.
@@ -107,7 +92,7 @@ async fn accidents_keep_live_registrations_and_only_revoke_removes_one() {
         .wait_condition("orders", "Ready", "False", Some("NoGoverningPolicy"))
         .await;
     still_as_it_was(&scenario, &id, &secret, &version).await;
-    assert!(has_event(&scenario, "orders", "NoGoverningPolicy").await);
+    assert!(scenario.has_event("orders", "NoGoverningPolicy").await);
     scenario.apply_policy(scenario.policy("15m")).await;
     scenario.ready("orders").await;
     still_as_it_was(&scenario, &id, &secret, &version).await;
@@ -202,7 +187,7 @@ async fn accidents_keep_live_registrations_and_only_revoke_removes_one() {
         .wait_condition("orders", "Provisioned", "False", None)
         .await;
     assert_eq!(revoked.status.unwrap().client_id, None);
-    assert!(has_event(&scenario, "orders", "Revoked").await);
+    assert!(scenario.has_event("orders", "Revoked").await);
     scenario.finish().await;
 }
 
@@ -254,7 +239,7 @@ async fn a_teams_own_secret_is_never_written_owned_or_deleted() {
             .2
             .contains("left untouched")
     );
-    assert!(has_event(&scenario, "thief", "SecretConflict").await);
+    assert!(scenario.has_event("thief", "SecretConflict").await);
     scenario
         .clients()
         .delete("thief", &DeleteParams::default())
@@ -312,7 +297,7 @@ async fn a_provider_that_lost_its_clients_gets_them_back_at_the_next_resync() {
                 .await,
             Ok(900)
         );
-        assert!(has_event(&scenario, name, "RegistrationLost").await);
+        assert!(scenario.has_event(name, "RegistrationLost").await);
     }
     assert_eq!(scenario.provider.clients().await.len(), 3);
     let operator = &scenario.operators[0];
@@ -527,7 +512,7 @@ async fn twenty_kills_under_load_leave_one_registration_per_client_and_all_ready
             .and_then(|uid| uids.get(uid))
             .unwrap_or_else(|| panic!("an unrecorded registration nobody owns: {registration:?}"));
         assert!(
-            has_event(&scenario, owner, "PossibleOrphan").await,
+            scenario.has_event(owner, "PossibleOrphan").await,
             "{owner}: an unrecorded registration that was never reported"
         );
     }

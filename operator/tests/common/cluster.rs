@@ -13,6 +13,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Namespace, Secret};
+use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
@@ -426,6 +427,20 @@ impl Scenario {
             decoded(&secret, "client_id"),
             decoded(&secret, "client_secret"),
         )
+    }
+
+    /// Whether an event with this reason was recorded on the team's client `name`.
+    pub async fn has_event(&self, name: &str, reason: &str) -> bool {
+        let events: Api<Event> = Api::namespaced(self.client.clone(), &self.team);
+        events.list(&ListParams::default()).await.is_ok_and(|list| {
+            list.items.iter().any(|event| {
+                event.reason.as_deref() == Some(reason)
+                    && event
+                        .regarding
+                        .as_ref()
+                        .is_some_and(|r| r.name.as_deref() == Some(name))
+            })
+        })
     }
 
     /// The registration records in the operator's namespace.
