@@ -550,6 +550,131 @@ async fn deletion_removes_the_registration_first_then_the_secrets_then_the_final
 }
 
 #[tokio::test]
+async fn deletion_policy_orphan_releases_the_secret_and_the_record_and_leaves_the_registration() {
+    let provider = TestProvider::start();
+    let done = provision(&provider).await;
+    let mut ours = stored(&done.credentials);
+    ours["metadata"]["ownerReferences"] = done.credentials["metadata"]["ownerReferences"].clone();
+    let mut script = reads(&done);
+    script.extend([
+        expect(Method::GET, CREDENTIALS, 200, ours),
+        expect(Method::PATCH, CREDENTIALS, 200, echo()),
+        expect(Method::PATCH, REGISTRATION, 200, echo()),
+        expect(Method::DELETE, REGISTRATION, 200, deleted()),
+        event(),
+        expect(
+            Method::PATCH,
+            OBJECT,
+            200,
+            serde_json::to_value(client(&["api:read"])).unwrap(),
+        ),
+    ]);
+    let (kube, server) = api_server(script);
+    let mut orphaned = being_deleted(&done);
+    orphaned.spec.deletion_policy = nauthera_shared::resources::DeletionPolicy::Orphan;
+    let before = provider.requests().await;
+    reconcile(
+        Arc::new(orphaned),
+        ctx(kube, &provider.issuer, policy("15m")),
+    )
+    .await
+    .expect("released");
+    let received = server.await.unwrap();
+    let release = &received[3].1["metadata"];
+    assert!(
+        release.get("ownerReferences") == Some(&Value::Null),
+        "the Secret is no longer owned, so the garbage collector leaves it: {release}"
+    );
+    assert_eq!(received[6].1["reason"], "Orphaned");
+    let (client_id, secret) = id_and_secret(&done.credentials);
+    assert!(
+        received[6].1["note"].as_str().unwrap().contains(&client_id),
+        "the event names what was left"
+    );
+    assert_eq!(
+        provider.requests().await,
+        before,
+        "the provider was not asked anything"
+    );
+    assert!(provider.authenticates(&client_id, &secret).await);
+}
+
+#[tokio::test]
+async fn a_registration_to_take_over_that_is_missing_is_never_replaced_by_a_new_one() {
+    let provider = TestProvider::start();
+    let (kube, server) = api_server(vec![
+        expect(Method::GET, REGISTRATION, 404, not_found()),
+        expect(Method::GET, CREDENTIALS, 404, not_found()),
+        expect(
+            Method::GET,
+            "/api/v1/namespaces/shop/secrets/legacy",
+            404,
+            not_found(),
+        ),
+        status_patch(),
+        event(),
+    ]);
+    let mut legacy = client(&["api:read"]);
+    legacy.spec.existing_registration = Some(nauthera_shared::resources::ExistingRegistration {
+        secret_name: "legacy".to_owned(),
+    });
+    reconcile(Arc::new(legacy), ctx(kube, &provider.issuer, policy("15m")))
+        .await
+        .expect("reconciled");
+    let received = server.await.unwrap();
+    let status = sent_status(&received[3].1);
+    let (ready, reason, message) = condition(&status, "Ready");
+    assert_eq!((ready, reason), ("False", "ExistingRegistrationMissing"));
+    assert!(
+        message.contains("spec.existingRegistration.secretName"),
+        "{message}"
+    );
+    assert_eq!(provider.requests().await.writes(), 0, "nothing registered");
+}
+
+#[tokio::test]
+async fn a_registration_to_take_over_elsewhere_than_the_issuer_is_refused_unread() {
+    let provider = TestProvider::start();
+    let elsewhere = json!({
+        "apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": "legacy", "namespace": "shop"},
+        "data": {
+            "client_id": base64("legacy-id"),
+            "registration_client_uri": base64("http://169.254.169.254/latest/meta-data"),
+            "registration_access_token": base64("their-token"),
+        }
+    });
+    let (kube, server) = api_server(vec![
+        expect(Method::GET, REGISTRATION, 404, not_found()),
+        expect(Method::GET, CREDENTIALS, 404, not_found()),
+        expect(
+            Method::GET,
+            "/api/v1/namespaces/shop/secrets/legacy",
+            200,
+            elsewhere,
+        ),
+        status_patch(),
+        event(),
+    ]);
+    let mut legacy = client(&["api:read"]);
+    legacy.spec.existing_registration = Some(nauthera_shared::resources::ExistingRegistration {
+        secret_name: "legacy".to_owned(),
+    });
+    reconcile(Arc::new(legacy), ctx(kube, &provider.issuer, policy("15m")))
+        .await
+        .expect("reconciled");
+    let received = server.await.unwrap();
+    let status = sent_status(&received[3].1);
+    let (ready, reason, message) = condition(&status, "Ready");
+    assert_eq!((ready, reason), ("False", "ExistingRegistrationRefused"));
+    assert!(message.contains("registration_client_uri"), "{message}");
+    assert!(
+        !message.contains("their-token"),
+        "never the token: {message}"
+    );
+}
+
+#[tokio::test]
 async fn a_provider_outage_during_deletion_keeps_the_finalizer_and_everything_else() {
     let mut provider = TestProvider::start();
     let done = provision(&provider).await;
