@@ -5,7 +5,7 @@
 
 use kube::api::{Patch, PatchParams};
 use kube::runtime::events::EventType;
-use nauthera_shared::resources::{AuthClient, ObjectRef};
+use nauthera_shared::resources::{AuthClient, DeletionPolicy, ObjectRef};
 
 use crate::Error;
 use crate::context::Context;
@@ -34,7 +34,7 @@ pub async fn act(
         }
         Decision::Reregister => reregister(client, &mut gathered, ctx).await,
         Decision::Move => move_to_new_provider(client, &mut gathered, ctx).await,
-        Decision::Update => update(client, &mut gathered, ctx).await,
+        Decision::Update => update(client, &mut gathered, false, ctx).await,
         Decision::Keep => {
             let record = take_record(&mut gathered)?;
             if gathered.record_changed {
@@ -57,7 +57,8 @@ pub async fn act(
                 .credentials
                 .as_ref()
                 .is_none_or(|secret| is_ours(secret, &gathered.uid));
-            if writable {
+            // Kept exactly as it was; only a Secret deleted meanwhile is written again.
+            if gathered.credentials.is_none() {
                 write_credentials(client, &record, &gathered, ctx).await?;
             }
             Ok(Outcome::registered(
@@ -89,6 +90,16 @@ pub async fn act(
                 tracing::warn!(client = %ObjectRef::of(client), %client_id, "deleting a client whose registration record was lost");
                 ctx.event(client, EventType::Warning, "RecordLost", note)
                     .await;
+            }
+            if gathered.lost.is_some() && client.spec.deletion_policy == DeletionPolicy::Orphan {
+                // Nothing to delete at the provider; the Secret stays as Orphan asks.
+                let name = current_secret_name(client);
+                if let Some(secret) = &gathered.credentials
+                    && secret.metadata.name.as_deref() == Some(name.as_str())
+                    && is_ours(secret, &gathered.uid)
+                {
+                    release_secret(client, &name, ctx).await?;
+                }
             }
             remove(client, gathered.record.as_ref(), ctx).await?;
             Ok(Outcome::default())
@@ -122,7 +133,7 @@ async fn adopt_existing(
     tracing::info!(client = %ObjectRef::of(client), client_id = %record.client_id, "took over an existing registration");
     ctx.event(client, EventType::Normal, "Adopted", note).await;
     gathered.record = Some(record);
-    update(client, gathered, ctx).await
+    update(client, gathered, true, ctx).await
 }
 
 /// The registration to take over is not there, or not accepted: nothing is registered in
@@ -141,41 +152,74 @@ fn await_existing(gathered: &Gathered) -> Outcome {
 
 /// `deletionPolicy: Orphan`: the registration stays at the provider and the credentials
 /// Secret stays in the namespace, no longer owned by the client (the garbage collector
-/// would otherwise take it); the record goes, and a registration being retired with it.
+/// would otherwise take it); the record goes. Of a registration being retired and its
+/// successor, the one the Secret holds stays (a switch may not have happened yet); the
+/// other is deleted.
 async fn orphan(
     client: &AuthClient,
     gathered: &mut Gathered,
     ctx: &Context,
 ) -> Result<Outcome, Error> {
     let record = take_record(gathered)?;
-    if let Some(retired) = &record.retired {
-        let deleted = DcrDriver::new(ctx.http.clone())
-            .delete(&retired.management)
-            .await;
+    let name = current_secret_name(client);
+    let secret = secrets_of(client, ctx)
+        .get_opt(&name)
+        .await?
+        .filter(|secret| is_ours(secret, &gathered.uid));
+    let held = secret
+        .as_ref()
+        .and_then(|secret| held_client_id(client, secret));
+    let (kept, discarded) = match &record.retired {
+        Some(retired) if held.as_deref() == Some(retired.client_id.as_str()) => {
+            (&retired.client_id, Some(&record.management))
+        }
+        Some(retired) => (&record.client_id, Some(&retired.management)),
+        None => (&record.client_id, None),
+    };
+    if let Some(management) = discarded {
+        let deleted = DcrDriver::new(ctx.http.clone()).delete(management).await;
         ctx.metrics.provider_call("delete", &deleted);
         deleted?;
     }
-    let secrets = secrets_of(client, ctx);
-    let name = current_secret_name(client);
-    if let Some(secret) = secrets.get_opt(&name).await?
-        && is_ours(&secret, &gathered.uid)
-    {
-        let release = serde_json::json!({"metadata": {
-            "ownerReferences": null,
-            "annotations": {"auth.nauthera.io/orphaned-from": ObjectRef::of(client).to_string()}
-        }});
-        secrets
-            .patch(&name, &PatchParams::default(), &Patch::Merge(&release))
-            .await?;
+    if secret.is_some() {
+        release_secret(client, &name, ctx).await?;
     }
     delete_record(&gathered.uid, ctx).await?;
     let note = format!(
-        "left {} at {} as deletionPolicy: Orphan asks; Secret {name} stays",
-        record.client_id, record.issuer_url
+        "left {kept} at {} as deletionPolicy: Orphan asks; Secret {name} stays",
+        record.issuer_url
     );
-    tracing::info!(client = %ObjectRef::of(client), client_id = %record.client_id, "left the registration at the provider");
+    tracing::info!(client = %ObjectRef::of(client), client_id = %kept, "left the registration at the provider");
     ctx.event(client, EventType::Normal, "Orphaned", note).await;
     Ok(Outcome::default())
+}
+
+/// The client_id a credentials Secret holds, under the client's key name.
+fn held_client_id(
+    client: &AuthClient,
+    secret: &k8s_openapi::api::core::v1::Secret,
+) -> Option<String> {
+    let key = client
+        .spec
+        .secret_template
+        .clone()
+        .unwrap_or_default()
+        .keys
+        .client_id;
+    String::from_utf8(secret.data.as_ref()?.get(&key)?.0.clone()).ok()
+}
+
+/// Hands the credentials Secret over to the namespace: no owner, so it outlives the
+/// client, annotated with where it came from.
+async fn release_secret(client: &AuthClient, name: &str, ctx: &Context) -> Result<(), Error> {
+    let release = serde_json::json!({"metadata": {
+        "ownerReferences": null,
+        "annotations": {"auth.nauthera.io/orphaned-from": ObjectRef::of(client).to_string()}
+    }});
+    secrets_of(client, ctx)
+        .patch(name, &PatchParams::default(), &Patch::Merge(&release))
+        .await?;
+    Ok(())
 }
 
 /// Rotates the client secret the way every provider supports: a new registration with
@@ -203,9 +247,12 @@ async fn rotate(
         issuer_url: old.issuer_url.clone(),
         management: old.management.clone(),
         after: Some(until.to_string()),
+        rotated: Some(crate::secrets::Rotated {
+            at: k8s_openapi::jiff::Timestamp::now().to_string(),
+            requested: crate::rotation::requested(client).map(str::to_owned),
+        }),
     };
     let record = register(client, gathered, Some(&old), Some(retired), ctx).await?;
-    gathered.rotated = true;
     ctx.metrics.rotated();
     let note = format!(
         "rotated: {} replaces {}, which keeps working until {until}",
@@ -252,11 +299,13 @@ async fn move_to_new_provider(
     ctx: &Context,
 ) -> Result<Outcome, Error> {
     let old = take_record(gathered)?;
+    retire_now(client, &old, ctx).await?;
     let retired = Retired {
         client_id: old.client_id.clone(),
         issuer_url: old.issuer_url.clone(),
         management: old.management.clone(),
         after: None,
+        rotated: None,
     };
     let note = format!(
         "moved from {} ({}) to {}",
@@ -273,6 +322,7 @@ async fn move_to_new_provider(
 async fn update(
     client: &AuthClient,
     gathered: &mut Gathered,
+    taking_over: bool,
     ctx: &Context,
 ) -> Result<Outcome, Error> {
     let mut record = take_record(gathered)?;
@@ -293,9 +343,15 @@ async fn update(
         .await;
     ctx.metrics.provider_call("update", &updated);
     match updated {
-        Err(ProviderError::Gone { .. }) => {
+        Err(ProviderError::Gone { .. }) if !taking_over => {
             gathered.record = Some(record);
             return reregister(client, gathered, ctx).await;
+        }
+        Err(error @ ProviderError::Gone { .. }) => {
+            // Read with the team's token, but not updated: not taken over after all, and
+            // never replaced by a new registration.
+            delete_record(&gathered.uid, ctx).await?;
+            return Err(error.into());
         }
         Err(error) => return Err(error.into()),
         Ok(answer) => {
@@ -376,6 +432,7 @@ async fn reregister(
     ctx: &Context,
 ) -> Result<Outcome, Error> {
     let old = take_record(gathered)?;
+    retire_now(client, &old, ctx).await?;
     let record = register(client, gathered, Some(&old), None, ctx).await?;
     ctx.metrics.registration_lost();
     let note = format!(
@@ -386,6 +443,26 @@ async fn reregister(
     ctx.event(client, EventType::Warning, "RegistrationLost", note)
         .await;
     provisioned(client, record, gathered, ctx).await
+}
+
+/// A registration still being retired (a rotation's overlap) is deleted before the
+/// record is replaced by one that no longer names it: its window ends early rather than
+/// never.
+async fn retire_now(
+    client: &AuthClient,
+    record: &StoredRegistration,
+    ctx: &Context,
+) -> Result<(), Error> {
+    let Some(retired) = &record.retired else {
+        return Ok(());
+    };
+    let deleted = DcrDriver::new(ctx.http.clone())
+        .delete(&retired.management)
+        .await;
+    ctx.metrics.provider_call("delete", &deleted);
+    deleted?;
+    tracing::info!(client = %ObjectRef::of(client), client_id = %retired.client_id, "retired the registration the client left, before replacing its record");
+    Ok(())
 }
 
 /// The client is provisioned: its credentials Secret says so, a Secret under an earlier
@@ -408,6 +485,7 @@ pub(crate) async fn provisioned(
                 .is_ok_and(|after| after <= k8s_openapi::jiff::Timestamp::now())
         })
     };
+    let rotated = record.retired.as_ref().and_then(|r| r.rotated.clone());
     if let Some(retired) = record.retired.take_if(|retired| due(retired)) {
         let driver = DcrDriver::new(ctx.http.clone());
         let deleted = driver.delete(&retired.management).await;
@@ -428,7 +506,7 @@ pub(crate) async fn provisioned(
         client,
         gathered.rotation_schedule(),
         Some(&record),
-        gathered.rotated,
+        rotated.as_ref(),
         k8s_openapi::jiff::Timestamp::now(),
     );
     Ok(outcome)

@@ -54,8 +54,6 @@ pub struct Gathered {
     /// Why the registration to take over cannot be (yet), for the status.
     pub existing_problem: Option<String>,
     pub rotation: Rotation,
-    /// Set once the credentials were rotated in this reconcile.
-    pub rotated: bool,
 }
 
 impl Gathered {
@@ -200,7 +198,6 @@ pub async fn gather(client: &AuthClient, ctx: &Context) -> Result<Gathered, Erro
         adoptable: None,
         existing_problem: None,
         rotation: Rotation::NotDue,
-        rotated: false,
     };
     observe(&mut gathered, ctx).await?;
     look_for_existing(client, &mut gathered, ctx).await?;

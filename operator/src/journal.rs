@@ -111,6 +111,14 @@ impl Journal {
         write_durably(dir, &dir.join(format!("{}.begun", entry.uid)), &bytes)
     }
 
+    /// A registration of this client begun and never answered (the answer was lost while
+    /// this run went on).
+    pub fn begun_for(&self, uid: &str) -> Option<Begun> {
+        let dir = self.dir.as_ref()?;
+        let bytes = std::fs::read(dir.join(format!("{uid}.begun"))).ok()?;
+        serde_json::from_slice(&bytes).ok()
+    }
+
     /// The registration is recorded, or was never made: its entries go.
     pub fn remove(&self, uid: &str) {
         if let Some(dir) = &self.dir {

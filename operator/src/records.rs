@@ -166,12 +166,20 @@ pub(crate) async fn write_credentials(
     let name = &gathered.secret_name;
     // The token endpoint for the Secret, from the discovery document (cached per issuer);
     // without it, the Secret just lacks that key.
-    let token_endpoint = ctx
-        .discovery
-        .get(&ctx.http, &record.issuer_url)
-        .await
-        .ok()
-        .and_then(|discovered| discovered.document.token_endpoint.clone());
+    // A discovery outage keeps the value the Secret has (never a write to drop it).
+    let known = || {
+        let keys = client.spec.secret_template.clone().unwrap_or_default().keys;
+        let data = gathered.credentials.as_ref()?.data.as_ref()?;
+        let value = |key: &str| String::from_utf8(data.get(key)?.0.clone()).ok();
+        // Only while the Secret is for the same issuer.
+        (value(&keys.issuer_url)? == record.issuer_url)
+            .then(|| value(&keys.token_endpoint))
+            .flatten()
+    };
+    let token_endpoint = match ctx.discovery.get(&ctx.http, &record.issuer_url).await {
+        Ok(discovered) => discovered.document.token_endpoint.clone(),
+        Err(_) => known(),
+    };
     let mut wanted = record.credentials_secret(client, name, token_endpoint.as_deref());
     let secrets = secrets_of(client, ctx);
     match &gathered.credentials {

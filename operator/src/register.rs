@@ -12,7 +12,6 @@ use crate::act::wanted;
 use crate::context::Context;
 use crate::gather::Gathered;
 use crate::journal::{Begun, Entry};
-use crate::provider::ProviderError;
 use crate::provider::dcr::DcrDriver;
 use crate::records::{delete_record, save_registration, write_record};
 use crate::secrets::{
@@ -37,9 +36,7 @@ pub(crate) async fn register(
     })?;
     let wanted = wanted(gathered)?;
     let (endpoint, token) = ctx.registration_endpoint(server).await?;
-    if let Some(since) = &gathered.registering_since {
-        possible_orphan(client, &server.spec.issuer_url, since, ctx).await;
-    }
+    report_earlier_attempt(client, gathered, &server.spec.issuer_url, ctx).await;
     let reference = ObjectRef::of(client);
     // The intent first: should the operator stop before the answer is recorded, the
     // next attempt knows a registration may exist unrecorded, and says so. Kept in the
@@ -74,7 +71,7 @@ pub(crate) async fn register(
     let registration = match registered {
         Ok(registration) => registration,
         // The provider may have registered it: the intent stays, to be reported.
-        Err(error @ ProviderError::AnswerLost(_)) => return Err(error.into()),
+        Err(error) if error.may_have_registered() => return Err(error.into()),
         Err(error) => {
             // Nothing was registered: the intent goes, the record is what it was.
             if journalled {
@@ -133,6 +130,22 @@ pub(crate) async fn register(
     ctx.verified(&gathered.uid);
     tracing::info!(client = %reference, client_id = %record.client_id, issuer = %record.issuer_url, "registered at the provider");
     Ok(record)
+}
+
+/// An earlier attempt whose intent is still there (in the record, or in the journal:
+/// an answer lost earlier in this run) may have left a registration: say so.
+async fn report_earlier_attempt(
+    client: &AuthClient,
+    gathered: &Gathered,
+    issuer: &str,
+    ctx: &Context,
+) {
+    if let Some(since) = &gathered.registering_since {
+        possible_orphan(client, issuer, since, ctx).await;
+    }
+    if let Some(earlier) = ctx.journal.begun_for(&gathered.uid) {
+        possible_orphan(client, &earlier.issuer, &earlier.since, ctx).await;
+    }
 }
 
 /// Settles what an earlier run journalled but may not have recorded: a registration its
@@ -199,6 +212,7 @@ async fn recover(entry: &Entry, ctx: &Context) -> Result<&'static str, Error> {
                 issuer_url: old.issuer_url,
                 management: old.management,
                 after: None,
+                rotated: None,
             });
         save_registration(&client, &record, ctx).await?;
         return Ok("recorded");

@@ -14,7 +14,7 @@ use nauthera_shared::policy::next_rotation;
 use nauthera_shared::resources::{AuthClient, RetiringCredentials, RotationStatus};
 
 use crate::lifecycle::Rotation;
-use crate::secrets::StoredRegistration;
+use crate::secrets::{Rotated, StoredRegistration};
 
 /// Setting this annotation to a value it did not have rotates the credentials now.
 pub const ROTATE_ANNOTATION: &str = "auth.nauthera.io/rotate";
@@ -31,6 +31,11 @@ pub fn due(
     };
     // One rotation at a time: the credentials it replaced must have gone first.
     if record.retired.is_some() {
+        return Rotation::NotDue;
+    }
+    // A client without a secret (Public, or signing with its own key) has nothing to
+    // rotate, and a new client_id would break apps that have it built in.
+    if record.client_secret.is_none() {
         return Rotation::NotDue;
     }
     if requested(client).is_some() {
@@ -81,13 +86,14 @@ fn next(client: &AuthClient, schedule: Option<&str>, now: Timestamp) -> Option<T
     Timestamp::from_second(next_rotation(schedule?, from.as_second())?).ok()
 }
 
-/// The rotation part of the client's status after this reconcile; `rotated` is set when
-/// it rotated the credentials just now.
+/// The rotation part of the client's status after this reconcile. `rotated`: the
+/// rotation the record remembers (made in this reconcile or an earlier one whose status
+/// write was lost); it wins over an older status.
 pub fn status(
     client: &AuthClient,
     schedule: Option<&str>,
     record: Option<&StoredRegistration>,
-    rotated: bool,
+    rotated: Option<&Rotated>,
     now: Timestamp,
 ) -> Option<RotationStatus> {
     let previous = client.status.as_ref().and_then(|s| s.rotation.clone());
@@ -97,15 +103,24 @@ pub fn status(
         .as_ref()
         .and_then(|a| a.get(ROTATE_ANNOTATION))
         .cloned();
-    let last_rotation = if rotated {
-        Some(Time(now))
-    } else {
-        previous.as_ref().and_then(|p| p.last_rotation.clone())
-    };
-    let requested = if rotated {
-        annotation
-    } else {
-        previous.as_ref().and_then(|p| p.requested.clone())
+    let remembered = rotated.and_then(|r| r.at.parse::<Timestamp>().ok());
+    let last_rotation = previous
+        .as_ref()
+        .and_then(|p| p.last_rotation.as_ref().map(|t| t.0))
+        .into_iter()
+        .chain(remembered)
+        .max()
+        .map(Time);
+    // A client provisioned just now (no client in its status before) starts with the
+    // annotation it was created or restored with counted as done: it asks for nothing.
+    let fresh = client
+        .status
+        .as_ref()
+        .is_none_or(|status| status.client_id.is_none());
+    let requested = match rotated {
+        Some(rotated) if rotated.requested.is_some() => rotated.requested.clone(),
+        _ if fresh => annotation,
+        _ => previous.as_ref().and_then(|p| p.requested.clone()),
     };
     let from = last_rotation.as_ref().map(|t| t.0).or_else(|| last(client));
     let next_rotation = schedule.and_then(|schedule| {
@@ -174,6 +189,7 @@ mod tests {
                 last_rotation: Some(Time(at(last))),
                 ..RotationStatus::default()
             }),
+            client_id: Some("new".into()),
             ..AuthClientStatus::default()
         });
         client
@@ -186,7 +202,7 @@ mod tests {
         };
         StoredRegistration {
             client_id: "new".into(),
-            client_secret: None,
+            client_secret: Some(SecretString::from("s")),
             issuer_url: "https://auth.example.com".into(),
             management: management.clone(),
             retired: retiring_until.map(|until| Retired {
@@ -194,6 +210,7 @@ mod tests {
                 issuer_url: "https://auth.example.com".into(),
                 management,
                 after: Some(until.into()),
+                rotated: None,
             }),
         }
     }
@@ -215,12 +232,43 @@ mod tests {
             due(&rotated_today, DAILY, Some(&record(None)), now),
             Rotation::NotDue
         );
-        let written = status(&rotated_today, DAILY, Some(&record(None)), false, now);
+        let written = status(&rotated_today, DAILY, Some(&record(None)), None, now);
         assert_eq!(
             wake_in(written.as_ref(), now),
             Some(std::time::Duration::from_secs(12 * 3600 + 1))
         );
         assert_eq!(due(&old, None, Some(&record(None)), now), Rotation::NotDue);
+    }
+
+    #[test]
+    fn a_client_without_a_secret_never_rotates() {
+        let now = at("2026-11-23T12:00:00Z");
+        let mut public = client("2026-11-01T08:00:00Z", None);
+        public.metadata.annotations =
+            Some([(ROTATE_ANNOTATION.to_owned(), "please".to_owned())].into());
+        let mut without_secret = record(None);
+        without_secret.client_secret = None;
+        assert_eq!(
+            due(&public, DAILY, Some(&without_secret), now),
+            Rotation::NotDue
+        );
+    }
+
+    #[test]
+    fn a_client_created_with_the_annotation_does_not_rotate_after_its_first_registration() {
+        let now = at("2026-11-23T12:00:00Z");
+        let mut created = client("2026-11-23T11:59:00Z", None);
+        created.metadata.annotations =
+            Some([(ROTATE_ANNOTATION.to_owned(), "from-git".to_owned())].into());
+        created.status.as_mut().unwrap().client_id = None;
+        let first = status(&created, None, Some(&record(None)), None, now).unwrap();
+        assert_eq!(first.requested.as_deref(), Some("from-git"));
+        created.status.as_mut().unwrap().client_id = Some("new".into());
+        created.status.as_mut().unwrap().rotation = Some(first);
+        assert_eq!(
+            due(&created, None, Some(&record(None)), now),
+            Rotation::NotDue
+        );
     }
 
     #[test]
@@ -234,7 +282,10 @@ mod tests {
             &asked,
             None,
             Some(&record(Some("2026-11-23T13:00:00Z"))),
-            true,
+            Some(&Rotated {
+                at: now.to_string(),
+                requested: requested(&asked).map(str::to_owned),
+            }),
             now,
         )
         .unwrap();
@@ -257,14 +308,14 @@ mod tests {
         let old = client("2026-11-01T08:00:00Z", None);
         let retiring = record(Some("2026-11-23T13:00:00Z"));
         assert_eq!(due(&old, DAILY, Some(&retiring), now), Rotation::NotDue);
-        let written = status(&old, DAILY, Some(&retiring), false, now);
+        let written = status(&old, DAILY, Some(&retiring), None, now);
         assert_eq!(
             wake_in(written.as_ref(), now),
             Some(std::time::Duration::from_secs(3601)),
             "back when the old credentials are to go, not before"
         );
         // Overdue, but not this reconcile's to do (withheld, say): no busy waking.
-        let overdue = status(&old, DAILY, Some(&record(None)), false, now);
+        let overdue = status(&old, DAILY, Some(&record(None)), None, now);
         assert_eq!(wake_in(overdue.as_ref(), now), None);
     }
 }

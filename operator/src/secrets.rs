@@ -28,6 +28,8 @@ const REGISTRATION_CLIENT_URI: &str = "registration_client_uri";
 const REGISTRATION_ACCESS_TOKEN: &str = "registration_access_token";
 const RETIRED: &str = "retired_";
 const RETIRE_AFTER: &str = "retire_after";
+const ROTATED_AT: &str = "rotated_at";
+const ROTATION_REQUESTED: &str = "rotation_requested";
 /// When a registration was begun, until the provider's answer is recorded: found later,
 /// it says the operator stopped in between, and a registration may exist unrecorded.
 const REGISTERING_SINCE: &str = "registering_since";
@@ -63,6 +65,18 @@ pub struct Retired {
     pub management: Management,
     /// When it may be deleted (RFC 3339); absent: now.
     pub after: Option<String>,
+    /// The rotation that retired it: when, and the annotation value it answered. Kept
+    /// with the registration it made, in the same write, so a status write lost after a
+    /// rotation never makes it rotate twice.
+    pub rotated: Option<Rotated>,
+}
+
+/// A rotation, as the record remembers it until its overlap is over.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rotated {
+    /// RFC 3339.
+    pub at: String,
+    pub requested: Option<String>,
 }
 
 /// The registration Secret's name: one per AuthClient object, by UID, so a client deleted
@@ -100,6 +114,10 @@ impl StoredRegistration {
             issuer_url: text(data, &format!("{RETIRED}{ISSUER_URL}")).unwrap_or_default(),
             management,
             after: text(data, RETIRE_AFTER),
+            rotated: text(data, ROTATED_AT).map(|at| Rotated {
+                at,
+                requested: text(data, ROTATION_REQUESTED),
+            }),
         });
         Some(Self {
             client_id: text(data, CLIENT_ID)?,
@@ -144,6 +162,12 @@ impl StoredRegistration {
             }
             if let Some(after) = &retired.after {
                 data.insert(RETIRE_AFTER.to_owned(), bytes(after));
+            }
+            if let Some(rotated) = &retired.rotated {
+                data.insert(ROTATED_AT.to_owned(), bytes(&rotated.at));
+                if let Some(requested) = &rotated.requested {
+                    data.insert(ROTATION_REQUESTED.to_owned(), bytes(requested));
+                }
             }
         }
         record_secret(client, namespace, data)

@@ -77,12 +77,17 @@ impl DcrDriver {
                 StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => ProviderError::Unauthorized {
                     detail: described(status, &body),
                 },
+                // A gateway that gave up waiting: the provider behind it may have registered.
+                StatusCode::BAD_GATEWAY | StatusCode::GATEWAY_TIMEOUT => {
+                    ProviderError::AnswerLost(format!("{endpoint}: {}", described(status, &body)))
+                }
                 _ => failure(status, &body, endpoint),
             });
         }
-        let answer = object(&body, status, endpoint)?;
+        let unusable = |error: ProviderError| ProviderError::RegisteredUnusable(error.to_string());
+        let answer = object(&body, status, endpoint).map_err(unusable)?;
         let client_id = client_id(&answer).ok_or_else(|| {
-            ProviderError::Protocol(format!(
+            ProviderError::RegisteredUnusable(format!(
                 "{endpoint} answered a registration ({status}) without a client_id"
             ))
         })?;
@@ -95,7 +100,7 @@ impl DcrDriver {
                 registration_access_token: SecretString::from(token),
             },
             _ => {
-                return Err(ProviderError::Protocol(format!(
+                return Err(ProviderError::RegisteredUnusable(format!(
                     "{endpoint} registered client {client_id} without registration_client_uri and registration_access_token: the provider does not offer RFC 7592 management, so Nauthera could never update or delete it — delete client {client_id} at the provider by hand"
                 )));
             }

@@ -84,9 +84,19 @@ pub enum ProviderError {
     /// The provider answered something the driver cannot use.
     #[error("the provider answered out of protocol: {0}")]
     Protocol(String),
+    /// The provider said a registration succeeded (2xx) but its answer cannot be used: a
+    /// client may exist there that Nauthera cannot manage. Never retried blindly.
+    #[error("the provider registered a client but its answer cannot be used: {0}")]
+    RegisteredUnusable(String),
 }
 
 impl ProviderError {
+    /// Whether the provider may have made a registration despite the error: its intent
+    /// stays recorded, so the next attempt reports it.
+    pub fn may_have_registered(&self) -> bool {
+        matches!(self, Self::AnswerLost(_) | Self::RegisteredUnusable(_))
+    }
+
     /// Whether waiting and trying again can help.
     pub fn is_transient(&self) -> bool {
         matches!(self, Self::Unavailable(_) | Self::AnswerLost(_))
@@ -100,7 +110,7 @@ impl ProviderError {
             Self::Forbidden { .. } => "ProviderForbidden",
             Self::Unauthorized { .. } => "InitialAccessTokenRefused",
             Self::Rejected { .. } => "ProviderRejected",
-            Self::Protocol(_) => "ProviderProtocolError",
+            Self::Protocol(_) | Self::RegisteredUnusable(_) => "ProviderProtocolError",
         }
     }
 }
