@@ -26,6 +26,14 @@ pub async fn act(
     mut gathered: Gathered,
     ctx: &Context,
 ) -> Result<Outcome, Error> {
+    // What a read taught (a rotated registration access token, a new secret) is kept
+    // whatever comes next: the old token may already be dead at the provider.
+    if gathered.record_changed
+        && let Some(record) = &gathered.record
+    {
+        save_registration(client, record, ctx).await?;
+        gathered.record_changed = false;
+    }
     match decision {
         Decision::Register => {
             // Its event is the Ready transition's, which says where it was registered.
@@ -37,9 +45,6 @@ pub async fn act(
         Decision::Update => update(client, &mut gathered, false, ctx).await,
         Decision::Keep => {
             let record = take_record(&mut gathered)?;
-            if gathered.record_changed {
-                save_registration(client, &record, ctx).await?;
-            }
             if !gathered.stubborn_drift.is_empty() {
                 let note = format!(
                     "the provider keeps its own values for {} of {} even after they were put back; they are left as it has them",

@@ -380,11 +380,11 @@ async fn load_registration(
     let secret = records.get_opt(&registration_secret_name(uid)).await?;
     let recorded = secret.as_ref().and_then(StoredRegistration::from_secret);
     let registering_since = secret.as_ref().and_then(registering_since);
-    if recorded.is_some() {
-        return Ok((recorded, registering_since));
-    }
+    // A registration made earlier in this run and not recorded then comes first: it
+    // replaces whatever the record holds (a re-registration, rotation or move carries
+    // what it replaced), or another would be made on top of it.
     let Some(unrecorded) = ctx.take_unrecorded(uid) else {
-        return Ok((None, registering_since));
+        return Ok((recorded, registering_since));
     };
     if let Err(error) = save_registration(client, &unrecorded, ctx).await {
         let message = format!(

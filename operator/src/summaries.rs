@@ -245,10 +245,11 @@ fn unchanged<S: Clone + PartialEq + serde::Serialize>(
     })
 }
 
-/// Latencies that differ by less than half, or by less than 50 ms.
+/// Latencies within a factor of two, or less than 250 ms apart: a busy machine's jitter
+/// is not news worth a status write.
 fn close(before: u64, after: u64) -> bool {
     let difference = before.abs_diff(after);
-    difference < 50 || difference * 2 < before.max(after)
+    difference < 250 || before.max(after) <= 2 * before.min(after)
 }
 
 /// Writes a status by server-side apply, as the operator's field manager.

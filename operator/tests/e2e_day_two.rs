@@ -199,7 +199,28 @@ async fn rotation_keeps_old_and_new_credentials_working_through_the_overlap() {
         "the next one is in the future: {next}"
     );
 
-    // A restarted operator keeps the schedule: nothing rotates.
+    // A restarted operator keeps the schedule: nothing rotates. (With the last rotation
+    // forgotten, the schedule would count from the provisioning, back-dated here.)
+    let mut conditions = scenario
+        .clients()
+        .get("orders")
+        .await
+        .unwrap()
+        .status
+        .unwrap()
+        .conditions;
+    for condition in &mut conditions {
+        condition.last_transition_time.0 = three_days_ago;
+    }
+    scenario
+        .clients()
+        .patch_status(
+            "orders",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"status": {"conditions": conditions}})),
+        )
+        .await
+        .unwrap();
     let (_, code) = scenario.operators[0].terminate().await;
     assert_eq!(code, Some(0));
     let restarted = scenario.start_operator(&[]);
