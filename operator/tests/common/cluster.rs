@@ -491,9 +491,24 @@ impl Scenario {
     }
 }
 
+/// Whether a namespace belongs to a test run still going on on this machine (another
+/// suite, a benchmark): scenario namespaces are named `e2e-<pid in hex>-…`, and such a
+/// run's namespaces are not leftovers.
+fn of_a_live_run(namespace: &str) -> bool {
+    let Some(pid) = namespace
+        .strip_prefix("e2e-")
+        .and_then(|rest| rest.split('-').next())
+        .and_then(|hex| u32::from_str_radix(hex, 16).ok())
+    else {
+        return false;
+    };
+    pid != std::process::id() && std::path::Path::new(&format!("/proc/{pid}")).exists()
+}
+
 /// Clears what earlier runs left behind (a failed or killed scenario): every namespace
 /// labelled [`E2E_LABEL`] goes, with the finalizers of its AuthClients and registration
 /// records removed first — no operator will ever serve them again.
+/// Namespaces of a run still alive on this machine are left alone.
 pub async fn clear_leftovers(client: &Client) {
     let namespaces: Api<Namespace> = Api::all(client.clone());
     let Ok(list) = namespaces
@@ -505,6 +520,9 @@ pub async fn clear_leftovers(client: &Client) {
     let release = json!({"metadata": {"finalizers": null}});
     for namespace in list.items {
         let name = namespace.name_any();
+        if of_a_live_run(&name) {
+            continue;
+        }
         let clients: Api<AuthClient> = Api::namespaced(client.clone(), &name);
         for stuck in clients
             .list(&ListParams::default())
