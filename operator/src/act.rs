@@ -236,17 +236,7 @@ async fn rotate(
     ctx: &Context,
 ) -> Result<Outcome, Error> {
     let old = take_record(gathered)?;
-    let overlap = gathered
-        .evaluation
-        .effective
-        .as_ref()
-        .and_then(|settings| settings.secret_rotation_overlap)
-        .map_or(DEFAULT_OVERLAP, |overlap| {
-            std::time::Duration::from_secs(overlap.as_secs())
-        });
-    let until = k8s_openapi::jiff::Timestamp::now()
-        .checked_add(k8s_openapi::jiff::SignedDuration::try_from(overlap).unwrap_or_default())
-        .unwrap_or_else(|_| k8s_openapi::jiff::Timestamp::now());
+    let until = overlap_end(gathered);
     let retired = Retired {
         client_id: old.client_id.clone(),
         issuer_url: old.issuer_url.clone(),
@@ -266,6 +256,21 @@ async fn rotate(
     tracing::info!(client = %ObjectRef::of(client), new = %record.client_id, old = %old.client_id, %until, "rotated the client's credentials");
     ctx.event(client, EventType::Normal, "Rotated", note).await;
     provisioned(client, record, gathered, ctx).await
+}
+
+/// When credentials replaced now stop working: after the governing policies' overlap.
+fn overlap_end(gathered: &Gathered) -> k8s_openapi::jiff::Timestamp {
+    let overlap = gathered
+        .evaluation
+        .effective
+        .as_ref()
+        .and_then(|settings| settings.secret_rotation_overlap)
+        .map_or(DEFAULT_OVERLAP, |overlap| {
+            std::time::Duration::from_secs(overlap.as_secs())
+        });
+    let now = k8s_openapi::jiff::Timestamp::now();
+    now.checked_add(k8s_openapi::jiff::SignedDuration::try_from(overlap).unwrap_or_default())
+        .unwrap_or(now)
 }
 
 /// How long old credentials keep working after a rotation when no policy says.
@@ -305,11 +310,13 @@ async fn move_to_new_provider(
 ) -> Result<Outcome, Error> {
     let old = take_record(gathered)?;
     retire_now(client, &old, ctx).await?;
+    // Running apps hold the old credentials until they read the Secret again: they keep
+    // working for the same overlap a rotation gives.
     let retired = Retired {
         client_id: old.client_id.clone(),
         issuer_url: old.issuer_url.clone(),
         management: old.management.clone(),
-        after: None,
+        after: Some(overlap_end(gathered).to_string()),
         rotated: None,
     };
     let note = format!(

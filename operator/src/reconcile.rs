@@ -61,12 +61,17 @@ pub async fn reconcile(client: Arc<AuthClient>, ctx: Arc<Context>) -> Result<Act
 pub fn error_policy(client: Arc<AuthClient>, error: &Error, ctx: Arc<Context>) -> Action {
     ctx.metrics.failed(error);
     let reference = ObjectRef::of(client.as_ref());
+    let backoff = ctx.backoff(client.meta().uid.as_deref().unwrap_or_default());
     if error.is_expected() {
         tracing::debug!(client = %reference, %error, "reconcile raced another change; again shortly");
-        return Action::requeue(Duration::from_millis(500));
+        // Twice at once; then, against something that keeps changing it, the backoff.
+        if backoff <= Duration::from_secs(10) {
+            return Action::requeue(Duration::from_millis(500));
+        }
+        return Action::requeue(backoff);
     }
     tracing::warn!(client = %reference, %error, "reconcile failed");
-    Action::requeue(ctx.backoff(client.meta().uid.as_deref().unwrap_or_default()))
+    Action::requeue(backoff)
 }
 
 async fn apply(client: &AuthClient, ctx: &Context) -> Result<Action, Error> {
@@ -91,8 +96,18 @@ async fn apply(client: &AuthClient, ctx: &Context) -> Result<Action, Error> {
     let mut wake =
         crate::rotation::wake_in(status.rotation.as_ref(), now).map_or(read, |w| w.min(read));
     if decision == Decision::AwaitExisting {
-        // Nothing watches the team's own Secrets: look again for the one it names.
-        wake = wake.min(AWAIT_EXISTING_EVERY);
+        // Nothing watches the team's own Secrets: look again for the one it names (a
+        // refused one less often: it needs someone to mend it).
+        let every = if status
+            .conditions
+            .iter()
+            .any(|c| c.reason == "ExistingRegistrationMissing")
+        {
+            AWAIT_EXISTING_EVERY
+        } else {
+            AWAIT_EXISTING_EVERY * 4
+        };
+        wake = wake.min(every);
     }
     Ok(Action::requeue(wake.max(Duration::from_secs(1))))
 }

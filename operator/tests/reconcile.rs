@@ -1059,7 +1059,8 @@ async fn a_provider_that_keeps_no_unknown_metadata_sees_no_write_when_nothing_ch
 }
 
 #[tokio::test]
-async fn a_client_that_moves_to_another_provider_registers_there_before_leaving_the_old() {
+async fn a_client_that_moves_to_another_provider_registers_there_and_leaves_the_old_after_the_overlap()
+ {
     let old_provider = TestProvider::start();
     let done = provision(&old_provider).await;
     let new_provider = TestProvider::start();
@@ -1070,7 +1071,6 @@ async fn a_client_that_moves_to_another_provider_registers_there_before_leaving_
         expect(Method::PATCH, REGISTRATION, 200, echo()),
         event(),
         expect(Method::PATCH, CREDENTIALS, 200, echo()),
-        expect(Method::PATCH, REGISTRATION, 200, echo()),
         status_patch(),
     ]);
     let (kube, server) = api_server(script);
@@ -1082,24 +1082,24 @@ async fn a_client_that_moves_to_another_provider_registers_there_before_leaving_
     .await
     .expect("reconciled");
     let received = server.await.unwrap();
+    let recorded = json!({"data": data_in(&received[4].1)});
+    let (old_id, old_secret) = id_and_secret(&done.credentials);
+    assert_eq!(
+        decoded(&recorded, "retired_client_id"),
+        old_id,
+        "the old registration is recorded as retiring"
+    );
     assert!(
-        !decoded(
-            &json!({"data": data_in(&received[4].1)}),
-            "retired_client_id"
-        )
-        .is_empty(),
-        "the old registration is recorded as retiring until the Secret holds the new one"
+        !decoded(&recorded, "retire_after").is_empty(),
+        "after the overlap window"
     );
     assert_eq!(received[5].1["reason"], "Moved");
-    assert!(data_in(&received[7].1).get("retired_client_id").is_none());
-
-    let (old_id, old_secret) = id_and_secret(&done.credentials);
     assert_eq!(
         old_provider
             .client_credentials(&old_id, &old_secret, "api:read")
             .await,
-        Err("invalid_client".to_owned()),
-        "gone from the old provider"
+        Ok(900),
+        "the old credentials keep working until apps read the new ones"
     );
     let credentials = &received[6].1;
     assert_eq!(decoded(credentials, "issuer_url"), new_provider.issuer);
@@ -1111,6 +1111,12 @@ async fn a_client_that_moves_to_another_provider_registers_there_before_leaving_
         Ok(900),
         "working at the new one"
     );
+    let status = sent_status(&received[7].1);
+    let retiring = status
+        .rotation
+        .and_then(|r| r.retiring)
+        .expect("shown in the status");
+    assert_eq!(retiring.client_id, old_id);
 }
 
 #[tokio::test]
