@@ -16,7 +16,9 @@ use crate::lifecycle::{Credentials, Existing, Facts, Observed, Recorded, Rotatio
 use crate::provider::dcr::DcrDriver;
 use crate::provider::{Answer, ClientMetadata, ProviderError};
 use crate::records::save_registration;
-use crate::secrets::{StoredRegistration, is_ours, registering_since, registration_secret_name};
+use crate::secrets::{
+    MANAGED_BY, StoredRegistration, is_ours, registering_since, registration_secret_name,
+};
 
 /// Everything known about one client before anything is done.
 pub struct Gathered {
@@ -271,6 +273,15 @@ async fn look_for_existing(
         .await;
     ctx.metrics.provider_call("read", &read);
     match read {
+        Ok(_) if claimed_by_another(&record.client_id, &gathered.uid, ctx).await? => {
+            refuse(
+                gathered,
+                format!(
+                    "another AuthClient already manages {}: one registration, one owner",
+                    record.client_id
+                ),
+            );
+        }
         Ok(answer) => {
             adopt(&mut record, answer);
             gathered.existing = Existing::Usable;
@@ -288,6 +299,23 @@ async fn look_for_existing(
         Err(error) => return Err(error.into()),
     }
     Ok(())
+}
+
+/// Whether another client's record holds this registration (two AuthClients naming the
+/// same Secret): deleting one would delete what the other uses. Lists the records, which
+/// only a take-over ever does.
+async fn claimed_by_another(client_id: &str, uid: &str, ctx: &Context) -> Result<bool, Error> {
+    let records: Api<Secret> =
+        Api::namespaced(ctx.client.clone(), &ctx.settings.operator_namespace);
+    let selector = format!("{}={}", MANAGED_BY.0, MANAGED_BY.1);
+    let list = records
+        .list(&kube::api::ListParams::default().labels(&selector))
+        .await?;
+    let own = registration_secret_name(uid);
+    Ok(list.items.iter().any(|secret| {
+        secret.metadata.name.as_deref() != Some(own.as_str())
+            && StoredRegistration::from_secret(secret).is_some_and(|r| r.client_id == client_id)
+    }))
 }
 
 /// Whether two URLs share scheme, host and port.

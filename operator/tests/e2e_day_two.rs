@@ -425,6 +425,25 @@ async fn an_existing_registration_is_taken_over_never_replaced() {
     assert_eq!(held.len(), 1, "never a second registration");
     assert_eq!(held[0].client_name.as_deref(), Some("orders"));
 
+    // A second AuthClient naming the same Secret is refused: one registration, one owner.
+    let mut copycat = scenario.service("copycat");
+    copycat["existingRegistration"] = json!({"secretName": "legacy-registration"});
+    scenario.apply_client("copycat", copycat).await;
+    let refused = scenario
+        .wait_condition(
+            "copycat",
+            "Ready",
+            "False",
+            Some("ExistingRegistrationRefused"),
+        )
+        .await;
+    let (_, _, message) = common::cluster::condition(&refused, "Ready").unwrap();
+    assert!(
+        message.contains("another AuthClient already manages"),
+        "{message}"
+    );
+    assert_eq!(scenario.provider.clients().await, vec![legacy_id.clone()]);
+
     // Taken over means managed: deleting the AuthClient deletes it (checked by finish).
     scenario.finish().await;
 }
