@@ -1,7 +1,9 @@
 //! Wiring, in the order a start-up must happen: the CRDs are there; every watch fills
-//! its store; the operator's namespace exists; this instance leads; then the AuthClient
-//! controller and the status summaries run — until a signal (the lease released, in-flight
-//! reconciles given a few seconds) or a lost lease (exit at once, a successor takes over).
+//! its store; the operator's namespace exists; this instance leads (the lease renewed in
+//! a task of its own from then on); the journal is settled; then the AuthClient
+//! controller and the status summaries run — until a signal (in-flight reconciles given
+//! a few seconds, the journal settled, the lease released) or a lost lease (exit at once,
+//! a successor takes over).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -23,7 +25,7 @@ use nauthera_shared::resources::AuthClient;
 use tokio::sync::watch;
 
 use crate::context::{Context, Settings};
-use crate::leader::{Elector, LeaseSettings};
+use crate::leader::{Elector, Held, LeaseSettings, Lost};
 use crate::reconcile::{error_policy, reconcile};
 use crate::watch::Watches;
 
@@ -69,18 +71,75 @@ pub async fn run(client: Client, options: Options) -> Result<()> {
     let elector = options
         .lease
         .clone()
-        .map(|lease| Elector::new(client.clone(), lease));
-    let lease = match &elector {
+        .map(|lease| Arc::new(Elector::new(client.clone(), lease)));
+    let held = match &elector {
         None => None,
         Some(elector) => tokio::select! {
-            lease = elector.acquire() => Some(lease),
+            held = elector.acquire() => Some(held),
             () = shutdown.requested() => return Ok(()),
         },
     };
+    // Renewed from now on, in a task of its own: whatever the rest is waiting for, a
+    // lease not renewed in time ends leading before anyone else may take over.
+    let mut renewing = Renewing::start(elector.as_ref(), held);
     ctx.metrics.leader.set(1);
-    crate::register::recover_journal(&ctx).await;
-    tracing::info!(concurrency = options.concurrency, resync = ?options.settings.resync, "leading: reconciling every AuthClient");
+    // Settling the journal can take a while (provider calls, retried): it runs under the
+    // lease, and a signal stops it (what is left stays journalled, for the next start).
+    let recovered = tokio::select! {
+        () = crate::register::recover_journal(&ctx) => None,
+        () = shutdown.requested() => Some(Ending::Signal),
+        lost = renewing.lost() => Some(Ending::Lost(lost)),
+    };
+    let ending = if let Some(ending) = recovered {
+        ending
+    } else {
+        let (ending, controller) = lead(&ctx, &options, triggers, &shutdown, &mut renewing).await;
+        wind_down(ending, controller, options.grace, &mut renewing).await
+    };
+    let ending = match ending {
+        // The pod's journal goes with it: what reconciles left in it is settled now,
+        // still under the lease, within bounds.
+        Ending::Signal => tokio::select! {
+            settled = tokio::time::timeout(SETTLE_WITHIN, crate::register::recover_journal(&ctx)) => {
+                if settled.is_err() {
+                    tracing::warn!(within = ?SETTLE_WITHIN, "could not settle the journal in time; what is left stays in it");
+                }
+                Ending::Signal
+            }
+            lost = renewing.lost() => Ending::Lost(lost),
+        },
+        other => other,
+    };
+    renewing.stop();
+    ctx.metrics.leader.set(0);
+    match ending {
+        Ending::Signal => {
+            if let Some(elector) = &elector {
+                elector.release().await;
+            }
+            tracing::info!("stopped");
+            Ok(())
+        }
+        Ending::Lost(lost) => Err(eyre!("stopped leading: {lost}")),
+        Ending::ControllerStopped => Err(eyre!("the AuthClient controller stopped unexpectedly")),
+    }
+}
 
+/// How long settling the journal may take on shutdown, after `--grace`: within the
+/// pod's termination grace period (30 s in deploy/operator.yaml) with the rest.
+const SETTLE_WITHIN: Duration = Duration::from_secs(10);
+
+/// The AuthClient controller and the status summaries, until a signal, a lost lease or
+/// the controller's end; then the controller is told to stop (returned with its task, to
+/// be given the grace) and the rest is stopped.
+async fn lead(
+    ctx: &Arc<Context>,
+    options: &Options,
+    triggers: crate::watch::Triggers,
+    shutdown: &Shutdown,
+    renewing: &mut Renewing,
+) -> (Ending, (Stop, tokio::task::JoinHandle<()>)) {
+    tracing::info!(concurrency = options.concurrency, resync = ?options.settings.resync, "leading: reconciling every AuthClient");
     let (stop, stopped) = futures::channel::oneshot::channel::<()>();
     let (queue, queued) = futures::channel::mpsc::unbounded();
     triggers.connect(queue.clone());
@@ -93,49 +152,89 @@ pub async fn run(client: Client, options: Options) -> Result<()> {
         .graceful_shutdown_on(async {
             let _ = stopped.await;
         })
-        .run(reconcile, error_policy, Arc::clone(&ctx))
+        .run(reconcile, error_policy, Arc::clone(ctx))
         .for_each(log_result);
     let mut controller = tokio::spawn(controller);
     let nudges = Arc::clone(&ctx.stores.summaries);
-    let summaries = tokio::spawn(crate::summaries::run(Arc::clone(&ctx), nudges));
-
-    let lost = async {
-        match (&elector, lease) {
-            (Some(elector), Some(lease)) => elector.hold(lease).await,
-            _ => std::future::pending().await,
-        }
-    };
+    let summaries = tokio::spawn(crate::summaries::run(Arc::clone(ctx), nudges));
     let ending = tokio::select! {
         () = shutdown.requested() => Ending::Signal,
-        lost = lost => Ending::Lost(lost),
+        lost = renewing.lost() => Ending::Lost(lost),
         _ = &mut controller => Ending::ControllerStopped,
     };
     triggers.disconnect();
     summaries.abort();
+    (ending, (stop, controller))
+}
+
+/// Tells the controller to stop and gives in-flight reconciles `grace` after a signal,
+/// a second after a lost lease (another instance may lead at any moment); then abandons
+/// them. A lease lost meanwhile ends it at once.
+async fn wind_down(
+    ending: Ending,
+    (stop, mut controller): (Stop, tokio::task::JoinHandle<()>),
+    grace: Duration,
+    renewing: &mut Renewing,
+) -> Ending {
     let _ = stop.send(());
-    // After a lost lease another instance may lead at any moment: stop at once.
     let grace = match ending {
-        Ending::Signal => options.grace,
+        Ending::Signal => grace,
         Ending::Lost(_) | Ending::ControllerStopped => Duration::from_secs(1),
     };
-    if tokio::time::timeout(grace, &mut controller).await.is_err() {
-        tracing::warn!(
-            ?grace,
-            "in-flight reconciles did not finish in time; abandoning them (each resumes from its record on the next start)"
-        );
-        controller.abort();
-    }
-    ctx.metrics.leader.set(0);
-    match ending {
-        Ending::Signal => {
-            if let Some(elector) = &elector {
-                elector.release().await;
-            }
-            tracing::info!("stopped");
-            Ok(())
+    let abandon = controller.abort_handle();
+    let finished = async {
+        if tokio::time::timeout(grace, &mut controller).await.is_err() {
+            tracing::warn!(
+                ?grace,
+                "in-flight reconciles did not finish in time; abandoning them (each resumes from its record on the next start)"
+            );
         }
-        Ending::Lost(lost) => Err(eyre!("stopped leading: {lost}")),
-        Ending::ControllerStopped => Err(eyre!("the AuthClient controller stopped unexpectedly")),
+    };
+    let ending = match ending {
+        Ending::Signal => tokio::select! {
+            () = finished => Ending::Signal,
+            lost = renewing.lost() => Ending::Lost(lost),
+        },
+        Ending::Lost(lost) => {
+            finished.await;
+            Ending::Lost(lost)
+        }
+        // Its task has ended already.
+        Ending::ControllerStopped => Ending::ControllerStopped,
+    };
+    abandon.abort();
+    ending
+}
+
+type Stop = futures::channel::oneshot::Sender<()>;
+
+/// The lease, renewed in its own task until lost; without election, never lost.
+struct Renewing(Option<tokio::task::JoinHandle<Lost>>);
+
+impl Renewing {
+    fn start(elector: Option<&Arc<Elector>>, held: Option<Held>) -> Self {
+        Self(elector.zip(held).map(|(elector, held)| {
+            let elector = Arc::clone(elector);
+            tokio::spawn(async move { elector.hold(held).await })
+        }))
+    }
+
+    /// Resolves when the lease is lost. Not to be awaited again once it resolved.
+    async fn lost(&mut self) -> Lost {
+        match &mut self.0 {
+            Some(task) => match task.await {
+                Ok(lost) => lost,
+                Err(error) => Lost::Stopped(error.to_string()),
+            },
+            None => std::future::pending().await,
+        }
+    }
+
+    /// Stops renewing (the lease is released, or expires on its own).
+    fn stop(self) {
+        if let Some(task) = self.0 {
+            task.abort();
+        }
     }
 }
 
