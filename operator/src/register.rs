@@ -151,6 +151,9 @@ async fn report_earlier_attempt(
 /// Settles what an earlier run journalled but may not have recorded: a registration its
 /// client has no record of becomes the record; one its client no longer needs (a newer
 /// one is recorded, or the client is gone) is deleted at the provider with its own token.
+/// A registration begun and never answered becomes the record's intent, which outlives
+/// the pod: the next reconcile reports the possible orphan before registering again.
+/// Run at start-up and again on shutdown (the journal goes with the pod).
 pub async fn recover_journal(ctx: &Context) {
     for begun in ctx.journal.begun() {
         let client = ctx
@@ -159,7 +162,13 @@ pub async fn recover_journal(ctx: &Context) {
             .get(&kube::runtime::reflector::ObjectRef::new(&begun.name).within(&begun.namespace))
             .filter(|client| client.metadata.uid.as_deref() == Some(begun.uid.as_str()));
         if let Some(client) = client {
-            possible_orphan(&client, &begun.issuer, &begun.since, ctx).await;
+            if let Err(error) = record_intent(&client, &begun, ctx).await {
+                // Said now, and kept: the next settlement tries to record it again.
+                tracing::warn!(client = %ObjectRef::of(&*client), %error, "cannot record a registration begun and never answered; it stays journalled");
+                possible_orphan(&client, &begun.issuer, &begun.since, ctx).await;
+                continue;
+            }
+            tracing::info!(client = %ObjectRef::of(&*client), since = %begun.since, "a registration begun and never answered is now in the record, to be reported before registering again");
         } else {
             ctx.metrics.possible_orphan();
             tracing::warn!(client = %format!("{}/{}", begun.namespace, begun.name), since = %begun.since, issuer = %begun.issuer, software_id = %begun.uid, "a registration of a client now gone may exist unrecorded");
@@ -178,6 +187,25 @@ pub async fn recover_journal(ctx: &Context) {
             }
         }
     }
+}
+
+/// Writes what the journal's `begun` says into the client's record, as registering
+/// without a journal would have before asking the provider: the record as it is, and
+/// when the registration began.
+async fn record_intent(client: &AuthClient, begun: &Begun, ctx: &Context) -> Result<(), Error> {
+    let records: Api<Secret> =
+        Api::namespaced(ctx.client.clone(), &ctx.settings.operator_namespace);
+    let secret = records
+        .get_opt(&registration_secret_name(&begun.uid))
+        .await?;
+    let recorded = secret.as_ref().and_then(StoredRegistration::from_secret);
+    let intent = intent_secret(
+        client,
+        &ctx.settings.operator_namespace,
+        recorded.as_ref(),
+        &begun.since,
+    );
+    write_record(&intent, secret.is_some(), ctx).await
 }
 
 async fn recover(entry: &Entry, ctx: &Context) -> Result<&'static str, Error> {
