@@ -223,7 +223,9 @@ impl Elector {
             mut lease,
             mut renewed,
         } = held;
-        let mut last_error = "no renewal was answered".to_owned();
+        // Said when the deadline passes: the last error, or a renewal never answered.
+        let unanswered = || Failed::TimedOut.to_string();
+        let mut last_error = unanswered();
         loop {
             let deadline = renewed + self.settings.renew_deadline;
             let renewal = async {
@@ -239,6 +241,7 @@ impl Elector {
                     Renewal::Renewed(held) => {
                         lease = held.lease;
                         renewed = held.renewed;
+                        last_error = unanswered();
                     }
                     Renewal::TakenBy(holder) => return Lost::TakenBy(holder),
                     Renewal::Failed(current, error) => {
