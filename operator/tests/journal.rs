@@ -11,7 +11,7 @@ use common::{INITIAL_ACCESS_TOKEN, TestProvider};
 use std::time::Duration;
 
 use http::Method;
-use nauthera_operator::journal::{Entry, Journal};
+use nauthera_operator::journal::{Begun, Entry, Journal};
 use nauthera_operator::provider::ClientMetadata;
 use nauthera_operator::provider::dcr::{DcrDriver, http_client};
 use nauthera_operator::register::recover_journal;
@@ -223,5 +223,117 @@ async fn an_entry_the_api_server_cannot_settle_stays_journalled() {
         provider.clients().await.len(),
         1,
         "nothing deleted in doubt"
+    );
+}
+
+fn begun() -> Begun {
+    Begun {
+        uid: UID.into(),
+        namespace: "shop".into(),
+        name: "orders".into(),
+        issuer: "https://auth.example.com".into(),
+        since: "2026-11-23T10:00:00Z".into(),
+    }
+}
+
+const SECRETS: &str = "/api/v1/namespaces/nauthera-system/secrets";
+const EVENTS: &str = "/apis/events.k8s.io/v1/namespaces/shop/events";
+
+#[tokio::test]
+async fn a_registration_begun_and_never_answered_becomes_the_records_intent_which_outlives_the_pod()
+{
+    let dir = tempfile::tempdir().unwrap();
+    Journal::new(Some(dir.path().to_owned()))
+        .unwrap()
+        .begin(&begun())
+        .unwrap();
+    let (kube, api) = api_server(vec![
+        expect(
+            Method::GET,
+            REGISTRATION,
+            404,
+            common::mock_api::not_found(),
+        ),
+        expect(
+            Method::POST,
+            SECRETS,
+            201,
+            json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "x"}}),
+        ),
+    ]);
+    let world = stores(
+        Vec::new(),
+        Vec::new(),
+        vec![namespace(OPERATOR_NAMESPACE, &[])],
+        vec![client()],
+    );
+    let ctx = context_journalled(
+        kube,
+        world,
+        Duration::from_secs(3600),
+        Some(dir.path().to_owned()),
+    );
+    recover_journal(&ctx).await;
+    let metrics = ctx.metrics.render();
+    drop(ctx);
+    let received = api.await.unwrap();
+    let record = &received[1].1;
+    assert_eq!(
+        record["metadata"]["name"],
+        REGISTRATION.rsplit('/').next().unwrap()
+    );
+    assert_eq!(
+        record["metadata"]["finalizers"],
+        json!(["auth.nauthera.io/registration-record"])
+    );
+    assert_eq!(
+        record["data"]["registering_since"],
+        base64("2026-11-23T10:00:00Z"),
+        "{record}"
+    );
+    assert!(
+        metrics.contains("nauthera_possible_orphans_total 0"),
+        "reported by the reconcile that reads the intent, once: {metrics}"
+    );
+    assert!(
+        Journal::new(Some(dir.path().to_owned()))
+            .unwrap()
+            .begun()
+            .is_empty(),
+        "the record holds it now"
+    );
+}
+
+#[tokio::test]
+async fn a_registration_begun_whose_intent_cannot_be_recorded_is_reported_and_stays_journalled() {
+    let dir = tempfile::tempdir().unwrap();
+    Journal::new(Some(dir.path().to_owned()))
+        .unwrap()
+        .begin(&begun())
+        .unwrap();
+    let unavailable = json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": 503, "message": "etcd is down"});
+    let (kube, api) = api_server(vec![
+        expect(Method::GET, REGISTRATION, 503, unavailable),
+        expect(Method::POST, EVENTS, 201, json!({})),
+    ]);
+    let world = stores(
+        Vec::new(),
+        Vec::new(),
+        vec![namespace(OPERATOR_NAMESPACE, &[])],
+        vec![client()],
+    );
+    let ctx = context_journalled(
+        kube,
+        world,
+        Duration::from_secs(3600),
+        Some(dir.path().to_owned()),
+    );
+    recover_journal(&ctx).await;
+    drop(ctx);
+    let received = api.await.unwrap();
+    assert_eq!(received[1].1["reason"], "PossibleOrphan");
+    assert_eq!(
+        Journal::new(Some(dir.path().to_owned())).unwrap().begun(),
+        [begun()]
     );
 }
