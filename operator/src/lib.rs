@@ -18,5 +18,6 @@ pub mod secrets;
 pub mod status;
 pub mod summaries;
 pub mod watch;
+pub mod webhook;
 
 pub use error::Error;

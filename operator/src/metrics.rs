@@ -20,6 +20,12 @@ pub struct ProviderCallLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AdmissionLabels {
+    /// `admitted`, `warned`, `refused`, or `unreadable` (not an AdmissionReview).
+    pub verdict: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct KubeCallLabels {
     /// `get`, `watch`, `create`, `update`, `patch` or `delete`.
     pub verb: String,
@@ -43,6 +49,7 @@ pub struct Metrics {
     pub failures: Family<ErrorLabels, Counter>,
     pub duration: Histogram,
     pub provider_calls: Family<ProviderCallLabels, Counter>,
+    pub admissions: Family<AdmissionLabels, Counter>,
     pub registry: Registry,
 }
 
@@ -110,6 +117,12 @@ impl Default for Metrics {
             "Calls to OIDC providers, by operation and outcome",
             provider_calls.clone(),
         );
+        let admissions = Family::<AdmissionLabels, Counter>::default();
+        registry.register(
+            "admission_reviews",
+            "AuthClient writes the admission webhook judged, by verdict",
+            admissions.clone(),
+        );
         Self {
             reconciles,
             registrations_lost,
@@ -121,6 +134,7 @@ impl Default for Metrics {
             failures,
             duration,
             provider_calls,
+            admissions,
             registry,
         }
     }
@@ -162,6 +176,15 @@ impl Metrics {
             .get_or_create(&ProviderCallLabels {
                 operation: operation.to_owned(),
                 outcome: outcome.to_owned(),
+            })
+            .inc();
+    }
+
+    /// The admission webhook judged a write.
+    pub fn admission(&self, verdict: &str) {
+        self.admissions
+            .get_or_create(&AdmissionLabels {
+                verdict: verdict.to_owned(),
             })
             .inc();
     }

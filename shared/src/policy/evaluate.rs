@@ -33,6 +33,13 @@ impl PreparedClient {
             fixed: check_fixed_rules(client),
         }
     }
+
+    /// What Nauthera's fixed rules say of the client's own fields, whatever its server and
+    /// policies. An evaluation that stops at the server or the namespace's trust does not
+    /// carry them; the admission webhook still refuses them.
+    pub fn fixed_violations(&self) -> &[Violation] {
+        &self.fixed.violations
+    }
 }
 
 /// An evaluation that borrows from the evaluator, cheap to compare with an earlier one.
