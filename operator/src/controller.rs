@@ -1,7 +1,8 @@
 //! Wiring, in the order a start-up must happen: the CRDs are there; every watch fills
-//! its store; the operator's namespace exists; this instance leads (the lease renewed in
-//! a task of its own from then on); the journal is settled; then the AuthClient
-//! controller and the status summaries run — until a signal (in-flight reconciles given
+//! its store; the operator's namespace exists; the admission webhook serves (on every
+//! replica); this instance leads (the lease renewed in a task of its own from then on);
+//! the journal is settled; then the AuthClient controller, the status summaries and the
+//! webhook's configuration run — until a signal (in-flight reconciles given
 //! a few seconds, the journal settled, the lease released) or a lost lease (exit at once,
 //! a successor takes over).
 
@@ -28,6 +29,7 @@ use crate::context::{Context, Settings};
 use crate::leader::{Elector, Held, LeaseSettings, Lost};
 use crate::reconcile::{error_policy, reconcile};
 use crate::watch::Watches;
+use crate::webhook::WebhookSettings;
 
 /// How the operator runs.
 #[derive(Clone, Debug)]
@@ -40,12 +42,15 @@ pub struct Options {
     pub grace: Duration,
     /// The leader lease; `None` runs without election (one instance only).
     pub lease: Option<LeaseSettings>,
+    /// The admission webhook; `None`: not served.
+    pub webhook: Option<WebhookSettings>,
 }
 
 /// Runs the operator until a signal says stop.
 pub async fn run(client: Client, options: Options) -> Result<()> {
     let shutdown = Shutdown::listen();
     check_crds(&client).await?;
+    let webhook = bind_webhook(options.webhook.clone()).await?;
     let Watches { stores, triggers } = crate::watch::start(&client);
     let ctx = Arc::new(Context::new(
         client.clone(),
@@ -67,6 +72,17 @@ pub async fn run(client: Client, options: Options) -> Result<()> {
     }
     ready.store(true, Ordering::Release);
     tracing::info!("stores ready");
+    // Every replica serves the webhook from its warm stores; the leader also writes its
+    // configuration.
+    let (leading, leading_seen) = watch::channel(false);
+    if let Some((webhook, tcp)) = webhook {
+        tokio::spawn(crate::webhook::run(
+            Arc::clone(&ctx),
+            webhook,
+            tcp,
+            leading_seen,
+        ));
+    }
 
     let elector = options
         .lease
@@ -83,6 +99,7 @@ pub async fn run(client: Client, options: Options) -> Result<()> {
     // lease not renewed in time ends leading before anyone else may take over.
     let mut renewing = Renewing::start(elector.as_ref(), held);
     ctx.metrics.leader.set(1);
+    leading.send_replace(true);
     // Settling the journal can take a while (provider calls, retried): it runs under the
     // lease, and a signal stops it (what is left stays journalled, for the next start).
     let recovered = tokio::select! {
@@ -112,6 +129,7 @@ pub async fn run(client: Client, options: Options) -> Result<()> {
     };
     renewing.stop();
     ctx.metrics.leader.set(0);
+    leading.send_replace(false);
     match ending {
         Ending::Signal => {
             if let Some(elector) = &elector {
@@ -122,6 +140,23 @@ pub async fn run(client: Client, options: Options) -> Result<()> {
         }
         Ending::Lost(lost) => Err(eyre!("stopped leading: {lost}")),
         Ending::ControllerStopped => Err(eyre!("the AuthClient controller stopped unexpectedly")),
+    }
+}
+
+/// The webhook's address, bound first: one that cannot be served fails the start, not a
+/// task later.
+async fn bind_webhook(
+    webhook: Option<WebhookSettings>,
+) -> Result<Option<(WebhookSettings, tokio::net::TcpListener)>> {
+    let Some(webhook) = webhook else {
+        return Ok(None);
+    };
+    match crate::webhook::bind(&webhook).await {
+        Ok(tcp) => Ok(Some((webhook, tcp))),
+        Err(error) => Err(eyre!(
+            "cannot serve the admission webhook on --webhook-listen {}: {error}",
+            webhook.listen
+        )),
     }
 }
 

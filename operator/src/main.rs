@@ -1,5 +1,6 @@
 //! `nauthera-operator`: reconciles AuthClients into an OIDC provider.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -8,6 +9,7 @@ use color_eyre::eyre::{Context, Result};
 use nauthera_operator::context::Settings;
 use nauthera_operator::controller::Options;
 use nauthera_operator::leader::LeaseSettings;
+use nauthera_operator::webhook::{Endpoint, WebhookSettings};
 use nauthera_shared::duration::Lifetime;
 
 /// Nauthera's Kubernetes operator: provisions AuthClients in their AuthServer's OIDC
@@ -27,9 +29,10 @@ enum Command {
     /// Out of cluster it uses the kubeconfig (KUBECONFIG or ~/.kube/config, current
     /// context or --context); in a pod, its service account. Only one instance reconciles
     /// at a time (a Lease in --namespace elects it); others wait, ready to take over.
-    /// Serves /metrics, /healthz and /readyz on --listen.
+    /// Serves /metrics, /healthz and /readyz on --listen, and with --webhook-listen the
+    /// admission webhook that refuses non-compliant AuthClients at `kubectl apply`.
     #[command(
-        after_help = "Examples:\n  nauthera-operator run                       in a pod, or with the current context\n  nauthera-operator run --context kind-dev --namespace nauthera-system --log-format json\n  nauthera-operator run --resync 1m --concurrency 32\n\nOn SIGTERM it stops taking work, gives in-flight reconciles --grace to finish, releases\nthe lease and exits; a second signal exits at once. A lost lease exits with status 1."
+        after_help = "Examples:\n  nauthera-operator run                       in a pod, or with the current context\n  nauthera-operator run --context kind-dev --namespace nauthera-system --log-format json\n  nauthera-operator run --resync 1m --concurrency 32\n  nauthera-operator run --webhook-listen 0.0.0.0:8443\n                                              the webhook, behind Service nauthera-operator:443\n  nauthera-operator run --webhook-listen 127.0.0.1:8443 \\\n      --webhook-url https://127.0.0.1:8443/validate\n                                              out of cluster, the API server on this machine\n\nOn SIGTERM it stops taking work, gives in-flight reconciles --grace to finish, releases\nthe lease and exits; a second signal exits at once. A lost lease exits with status 1."
     )]
     Run {
         /// The operator's own namespace: registration records (with each client's
@@ -72,6 +75,8 @@ enum Command {
         /// registration unrecorded at the provider, which the next start reports.
         #[arg(long, env = "NAUTHERA_JOURNAL_DIR", value_name = "DIR")]
         journal_dir: Option<PathBuf>,
+        #[command(flatten)]
+        webhook: Box<WebhookArgs>,
     },
     /// Print the CustomResourceDefinitions, or write one file per kind with --dir.
     ///
@@ -81,6 +86,84 @@ enum Command {
         #[arg(long, value_name = "DIR")]
         dir: Option<PathBuf>,
     },
+}
+
+/// The admission webhook's flags.
+#[derive(clap::Args, Debug)]
+#[command(next_help_heading = "Admission webhook")]
+#[allow(clippy::struct_field_names)] // named as the flags are
+struct WebhookArgs {
+    /// Serve the validating admission webhook (HTTPS) on this address, so `kubectl
+    /// apply` refuses an AuthClient that breaks an Enforce policy and prints an Audit
+    /// policy's findings as warnings. Every replica serves it; the leader registers it
+    /// (ValidatingWebhookConfiguration --webhook-name, failurePolicy Ignore) with a CA
+    /// the operator makes itself. Off when not given (the reconcile enforces every policy
+    /// either way, in status).
+    #[arg(long, value_name = "ADDR")]
+    webhook_listen: Option<std::net::SocketAddr>,
+    /// Where the API server calls the webhook, instead of --webhook-service: for an
+    /// operator out of cluster or in tests. Must be https and end in /validate.
+    #[arg(long, value_name = "URL", requires = "webhook_listen", value_parser = webhook_url)]
+    webhook_url: Option<url::Url>,
+    /// The Service in --namespace in front of the webhook (when no --webhook-url).
+    #[arg(long, value_name = "NAME", default_value = "nauthera-operator")]
+    webhook_service: String,
+    /// The port of --webhook-service that leads to --webhook-listen.
+    #[arg(long, value_name = "PORT", default_value_t = 443)]
+    webhook_service_port: u16,
+    /// The ValidatingWebhookConfiguration the leader writes; its certificates are kept
+    /// in Secret NAME-webhook-tls in --namespace.
+    #[arg(long, value_name = "NAME", default_value = "nauthera-operator")]
+    webhook_name: String,
+    /// Send only AuthClients of namespaces with these labels to the webhook (the
+    /// configuration's namespaceSelector); by default, every namespace. For two
+    /// operators sharing a cluster, or a gradual roll-out.
+    #[arg(long, value_name = "KEY=VALUE,...", value_parser = label_pairs)]
+    webhook_namespace_selector: Option<BTreeMap<String, String>>,
+}
+
+impl WebhookArgs {
+    /// The webhook's settings, when it is served.
+    fn settings(self) -> Option<WebhookSettings> {
+        let listen = self.webhook_listen?;
+        let endpoint = match self.webhook_url {
+            Some(url) => Endpoint::Url(url),
+            None => Endpoint::Service {
+                name: self.webhook_service,
+                port: self.webhook_service_port,
+            },
+        };
+        Some(WebhookSettings {
+            listen,
+            endpoint,
+            name: self.webhook_name,
+            namespace_labels: self.webhook_namespace_selector.unwrap_or_default(),
+        })
+    }
+}
+
+/// `key=value,key=value`, as `kubectl get -l` takes equality selectors.
+fn label_pairs(text: &str) -> Result<BTreeMap<String, String>, String> {
+    text.split(',')
+        .map(|pair| match pair.split_once('=') {
+            Some((key, value)) if !key.trim().is_empty() => {
+                Ok((key.trim().to_owned(), value.trim().to_owned()))
+            }
+            _ => Err(format!("{pair:?} is not KEY=VALUE")),
+        })
+        .collect()
+}
+
+fn webhook_url(text: &str) -> Result<url::Url, String> {
+    let url = url::Url::parse(text).map_err(|error| error.to_string())?;
+    if url.scheme() != "https" || url.path() != nauthera_operator::webhook::configuration::PATH {
+        return Err(format!(
+            "the API server calls webhooks over https, and this one answers on {}: e.g. https://127.0.0.1:8443{}",
+            nauthera_operator::webhook::configuration::PATH,
+            nauthera_operator::webhook::configuration::PATH
+        ));
+    }
+    Ok(url)
 }
 
 fn seconds(text: &str) -> Result<Duration, String> {
@@ -110,6 +193,7 @@ fn main() -> Result<()> {
             identity,
             no_leader_election,
             journal_dir,
+            webhook,
         } => {
             let filter = tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| "info,kube=warn".into());
@@ -133,6 +217,7 @@ fn main() -> Result<()> {
                 concurrency,
                 grace,
                 lease,
+                webhook: webhook.settings(),
             };
             let runtime = tokio::runtime::Runtime::new()?;
             let result = runtime.block_on(async {
