@@ -73,13 +73,17 @@ impl Material {
         let not_after = offset_date_time(not_after_at)?;
 
         let mut ca = CertificateParams::new(Vec::<String>::new())?;
-        ca.distinguished_name
-            .push(DnType::CommonName, "nauthera-operator webhook CA");
+        let ca_key = KeyPair::generate()?;
+        // Named after its key, so the current and the previous CA in a bundle never share a
+        // subject: a verifier finds the one that signed by name.
+        ca.distinguished_name.push(
+            DnType::CommonName,
+            format!("nauthera-operator webhook CA {}", key_tag(&ca_key)),
+        );
         ca.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
         ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
         ca.not_before = not_before;
         ca.not_after = not_after;
-        let ca_key = KeyPair::generate()?;
         let ca_certificate = ca.self_signed(&ca_key)?;
         // The CA signs this one certificate and is gone with this function.
         let issuer = Issuer::new(ca, ca_key);
@@ -215,6 +219,14 @@ impl Material {
         }
         (now + RENEW_BEFORE >= self.not_after).then(|| format!("it expires at {}", self.not_after))
     }
+}
+
+/// A short tag of a key's public half, to tell CAs apart by name.
+fn key_tag(key: &KeyPair) -> String {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    key.public_key_raw().hash(&mut hasher);
+    format!("{:016x}", hasher.finish())
 }
 
 fn offset_date_time(at: Timestamp) -> Result<time::OffsetDateTime, WebhookError> {

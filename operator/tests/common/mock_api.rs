@@ -5,6 +5,7 @@ use http::{Method, Request, Response};
 use kube::Client;
 use kube::client::Body;
 use serde_json::{Value, json};
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tower_test::mock;
 
@@ -31,8 +32,21 @@ pub fn not_found() -> Value {
 
 /// A mock API server that checks each request against `script`, in order, answers it,
 /// and returns the bodies it received. A request beyond the script fails the test.
-pub fn api_server(script: Vec<Expect>) -> (Client, JoinHandle<Vec<(String, Value)>>) {
+pub fn api_server(script: Vec<Expect>) -> (Client, JoinHandle<Received>) {
+    let (client, task, _answered) = watched_api_server(script);
+    (client, task)
+}
+
+/// What a mock API server received so far: `METHOD path` and body, in order.
+pub type Received = Vec<(String, Value)>;
+
+/// [`api_server`], also showing what it has received so far: for a task that runs on and
+/// on, to know when it is where the test wants it and what it sent.
+pub fn watched_api_server(
+    script: Vec<Expect>,
+) -> (Client, JoinHandle<Received>, watch::Receiver<Received>) {
     let (service, mut handle) = mock::pair::<Request<Body>, Response<Body>>();
+    let (answered, progress) = watch::channel(Vec::new());
     let task = tokio::spawn(async move {
         let mut received = Vec::new();
         for step in script {
@@ -58,6 +72,7 @@ pub fn api_server(script: Vec<Expect>) -> (Client, JoinHandle<Vec<(String, Value
                     .body(Body::from(serde_json::to_vec(&step.answer).unwrap()))
                     .unwrap(),
             );
+            answered.send_replace(received.clone());
         }
         if let Some((request, _)) = handle.next_request().await {
             panic!(
@@ -68,5 +83,5 @@ pub fn api_server(script: Vec<Expect>) -> (Client, JoinHandle<Vec<(String, Value
         }
         received
     });
-    (Client::new(service, "default"), task)
+    (Client::new(service, "default"), task, progress)
 }
