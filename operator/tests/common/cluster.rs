@@ -2,8 +2,9 @@
 //! `NAUTHERA_E2E_KUBECONFIG`, the CRDs installed, namespaces of a scenario's own, the
 //! operator binary started (and killed, and started again), and patient waiting.
 //!
-//! An operator watches the whole cluster, so scenarios run one at a time, each cleaning
-//! up after itself (clients deleted while its operator runs, then its namespaces).
+//! An operator watches the whole cluster, so scenarios run one at a time (across the test
+//! processes of this machine too, by a file lock), each cleaning up after itself (clients
+//! deleted while its operator runs, then its namespaces).
 //! Operator logs go to `target/e2e-logs/<scenario>-<n>.log`.
 
 use std::collections::BTreeMap;
@@ -32,6 +33,30 @@ pub const E2E_LABEL: &str = "nauthera.io/e2e";
 
 /// Scenarios run one at a time: each one's operator watches the whole cluster.
 static ONE_AT_A_TIME: Mutex<()> = Mutex::const_new(());
+
+/// One at a time on this machine too, whichever test binary runs them: a lock on a file
+/// in the temporary directory, held while the returned file is open.
+async fn machine_lock() -> std::fs::File {
+    let path = std::env::temp_dir().join("nauthera-e2e.lock");
+    tokio::task::spawn_blocking(move || {
+        let file = std::fs::File::options()
+            .create(true)
+            .write(true)
+            .truncate(false)
+            .open(&path)
+            .unwrap_or_else(|error| panic!("{}: {error}", path.display()));
+        if file.try_lock().is_err() {
+            eprintln!(
+                "waiting for another test process's end-to-end scenario ({})",
+                path.display()
+            );
+            file.lock().expect("the end-to-end lock");
+        }
+        file
+    })
+    .await
+    .unwrap()
+}
 
 pub fn kubeconfig() -> Option<PathBuf> {
     std::env::var_os("NAUTHERA_E2E_KUBECONFIG").map(PathBuf::from)
@@ -218,6 +243,7 @@ pub struct Scenario {
     pub log_filter: String,
     started: usize,
     _one_at_a_time: MutexGuard<'static, ()>,
+    _machine_lock: std::fs::File,
 }
 
 impl Scenario {
@@ -238,6 +264,7 @@ impl Scenario {
     ) -> Option<Self> {
         let client = cluster().await?;
         let guard = ONE_AT_A_TIME.lock().await;
+        let machine_lock = machine_lock().await;
         clear_leftovers(&client).await;
         install_crds(&client).await;
         let run = format!("{:x}", std::process::id());
@@ -252,6 +279,7 @@ impl Scenario {
             log_filter: "info,kube=warn,nauthera_operator=debug".to_owned(),
             started: 0,
             _one_at_a_time: guard,
+            _machine_lock: machine_lock,
         };
         for namespace in [&scenario.security, &scenario.team, &scenario.system] {
             scenario.create_namespace(namespace).await;
