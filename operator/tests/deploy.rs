@@ -1,11 +1,14 @@
 //! `deploy/operator.yaml` grants what the operator does — every API call it makes — and
 //! nothing wildcard; the leader Lease only in its own namespace; its Deployment runs `run`
-//! with probes on the operator's own endpoints and rolls over without a gap.
+//! with probes on the operator's own endpoints and rolls over without a gap; the admission
+//! webhook is served behind the Service its configuration names.
 
 use std::path::PathBuf;
 
 use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleBinding};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use serde_yaml_ng::Value;
 
 fn documents() -> Vec<Value> {
@@ -63,6 +66,11 @@ fn the_cluster_role_grants_every_call_the_operator_makes_and_no_wildcard() {
             &["get", "list", "watch", "create", "patch", "delete"][..],
         ),
         ("events.k8s.io", "events", &["create", "patch"][..]),
+        (
+            "admissionregistration.k8s.io",
+            "validatingwebhookconfigurations",
+            &["create", "patch"][..],
+        ),
     ];
     for (group, resource, verbs) in needed {
         for verb in verbs {
@@ -184,4 +192,73 @@ fn one_replica_runs_the_operator_with_probes_on_its_endpoints() {
         probe_path(container.readiness_probe.as_ref()).as_deref(),
         Some("/readyz")
     );
+}
+
+#[test]
+fn the_webhook_configuration_is_granted_by_name_only() {
+    let role: ClusterRole = one("ClusterRole");
+    let rules: Vec<PolicyRule> = role
+        .rules
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|rule| {
+            rule.resources
+                .iter()
+                .flatten()
+                .any(|r| r.contains("webhookconfigurations"))
+        })
+        .collect();
+    assert!(!rules.is_empty());
+    for rule in rules {
+        assert_eq!(
+            rule.resource_names.as_deref(),
+            Some(&["nauthera-operator".to_owned()][..]),
+            "a webhook configuration can intercept anything: only the operator's own ({rule:?})"
+        );
+    }
+}
+
+#[test]
+fn the_webhook_is_served_behind_the_service_the_configuration_names() {
+    let deployment: Deployment = one("Deployment");
+    let template = deployment.spec.unwrap().template;
+    let pod_labels = template
+        .metadata
+        .unwrap_or_default()
+        .labels
+        .unwrap_or_default();
+    let container = &template.spec.unwrap().containers[0];
+    let args = container.args.clone().unwrap_or_default();
+    let listen = args
+        .iter()
+        .position(|a| a == "--webhook-listen")
+        .map(|i| args[i + 1].clone())
+        .expect("the webhook is on in the cluster");
+    assert!(
+        !args.iter().any(|a| a == "--webhook-url"),
+        "in cluster, the API server calls the Service"
+    );
+    let port: i32 = listen.rsplit(':').next().unwrap().parse().unwrap();
+    let named = container
+        .ports
+        .iter()
+        .flatten()
+        .find(|p| p.container_port == port)
+        .and_then(|p| p.name.clone())
+        .expect("the webhook's port is a named container port");
+
+    // The defaults of --webhook-service and --webhook-service-port.
+    let service: Service = one("Service");
+    assert_eq!(service.metadata.name.as_deref(), Some("nauthera-operator"));
+    let spec = service.spec.unwrap();
+    let webhook = spec
+        .ports
+        .iter()
+        .flatten()
+        .find(|p| p.port == 443)
+        .expect("port 443");
+    assert_eq!(webhook.target_port, Some(IntOrString::String(named)));
+    for (key, value) in spec.selector.unwrap_or_default() {
+        assert_eq!(pod_labels.get(&key), Some(&value));
+    }
 }
