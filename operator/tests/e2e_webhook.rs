@@ -274,6 +274,14 @@ async fn the_webhook_on_a_real_api_server() {
             .is_none(),
         "never stored"
     );
+    assert!(
+        scenario.operators[0]
+            .metrics()
+            .await
+            .lines()
+            .any(|line| line.starts_with("nauthera_admission_reviews_total{verdict=\"refused\"}")),
+        "counted"
+    );
 
     // Audit: admitted, the finding as a warning, and provisioned all the same.
     scenario
