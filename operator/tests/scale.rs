@@ -16,11 +16,10 @@
 mod common;
 
 use std::collections::HashMap;
-use std::fmt::Write as _;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::cluster::{Operator, Scenario, cluster, condition};
+use common::cluster::{Operator, PATIENCE, Scenario, cluster, condition};
 use common::{Requests, TestProvider};
 use futures::{StreamExt, TryStreamExt, stream};
 use kube::runtime::watcher;
@@ -329,8 +328,22 @@ async fn run(size: usize, quiet: Duration) -> Figures {
         discovery_fetches: count(operator.metric("nauthera_discovery_fetches_total").await),
         rss_mib: rss_mib(operator_pid),
     };
-    scenario.finish().await;
+    // The figures first: deregistering thousands of clients takes minutes.
+    println!("{}", row(&figures));
+    finish(scenario, size).await;
     figures
+}
+
+/// Deletes every client, waiting as long as thousands take, and says how long it took.
+async fn finish(scenario: Scenario, size: usize) {
+    let deleting = Instant::now();
+    scenario
+        .finish_within(PATIENCE.max(Duration::from_secs(size as u64 / 10)))
+        .await;
+    println!(
+        "{size} clients deleted (deregistered, Secrets and records gone) in {:.1} s",
+        deleting.elapsed().as_secs_f64()
+    );
 }
 
 #[allow(clippy::cast_precision_loss)]
@@ -341,6 +354,29 @@ fn per(requests: &Requests, n: usize) -> String {
         requests.post as f64 / n,
         requests.get as f64 / n,
         requests.put as f64 / n
+    )
+}
+
+/// One size's line of the report.
+fn row(f: &Figures) -> String {
+    format!(
+        "| {} | {:.2} s | {:.2} s | {:.2} s | {:.2} s | {:.2} s | {:.2} s | {} | {:.2} | {} | {:.2} | {} / {} in {} s | {} | {:.0} MiB |",
+        f.clients,
+        f.creation.as_secs_f64(),
+        f.all_ready.as_secs_f64(),
+        f.ready_p50.as_secs_f64(),
+        f.ready_p99.as_secs_f64(),
+        f.one_more.as_secs_f64(),
+        f.convergence.as_secs_f64(),
+        per(&f.create_provider, f.clients),
+        f.create_kube.writes(),
+        per(&f.ttl_provider, f.clients + 1),
+        f.ttl_kube.writes(),
+        f.quiet_provider.writes(),
+        f.quiet_kube.writes(),
+        f.quiet.as_secs(),
+        f.discovery_fetches,
+        f.rss_mib,
     )
 }
 
@@ -369,26 +405,8 @@ async fn the_operator_at_scale() {
         .filter_map(|s| s.trim().parse::<usize>().ok())
     {
         let f = run(size, quiet).await;
-        let _ = writeln!(
-            report,
-            "| {} | {:.2} s | {:.2} s | {:.2} s | {:.2} s | {:.2} s | {:.2} s | {} | {:.2} | {} | {:.2} | {} / {} in {} s | {} | {:.0} MiB |",
-            f.clients,
-            f.creation.as_secs_f64(),
-            f.all_ready.as_secs_f64(),
-            f.ready_p50.as_secs_f64(),
-            f.ready_p99.as_secs_f64(),
-            f.one_more.as_secs_f64(),
-            f.convergence.as_secs_f64(),
-            per(&f.create_provider, f.clients),
-            f.create_kube.writes(),
-            per(&f.ttl_provider, f.clients + 1),
-            f.ttl_kube.writes(),
-            f.quiet_provider.writes(),
-            f.quiet_kube.writes(),
-            f.quiet.as_secs(),
-            f.discovery_fetches,
-            f.rss_mib,
-        );
+        report.push_str(&row(&f));
+        report.push('\n');
         println!("{report}");
     }
     let target = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/scale-report.md");

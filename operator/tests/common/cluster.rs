@@ -482,25 +482,35 @@ impl Scenario {
 
     /// Deletes every AuthClient of the scenario (its operator must run, to deregister
     /// them), waits until they are gone, then deletes the namespaces.
-    pub async fn finish(mut self) {
+    pub async fn finish(self) {
+        self.finish_within(PATIENCE).await;
+    }
+
+    /// [`Self::finish`], given `patience` for each step (thousands of clients take
+    /// minutes to deregister).
+    pub async fn finish_within(mut self, patience: Duration) {
         let clients = self.clients();
         let _ = clients
             .delete_collection(&DeleteParams::default(), &ListParams::default())
             .await;
-        eventually("every AuthClient of the scenario to be gone", || {
-            let clients = clients.clone();
-            async move {
-                clients
-                    .list(&ListParams::default())
-                    .await
-                    .ok()?
-                    .items
-                    .is_empty()
-                    .then_some(())
-            }
-        })
+        within(
+            patience,
+            "every AuthClient of the scenario to be gone",
+            || {
+                let clients = clients.clone();
+                async move {
+                    clients
+                        .list(&ListParams::default())
+                        .await
+                        .ok()?
+                        .items
+                        .is_empty()
+                        .then_some(())
+                }
+            },
+        )
         .await;
-        eventually("the registration records to be gone", || async {
+        within(patience, "the registration records to be gone", || async {
             self.records().await.is_empty().then_some(())
         })
         .await;
