@@ -43,26 +43,7 @@ pub async fn remove(
     for name in names.iter().collect::<std::collections::BTreeSet<_>>() {
         delete_if_ours(client, name, uid, ctx).await?;
     }
-    let records: Api<Secret> =
-        Api::namespaced(ctx.client.clone(), &ctx.settings.operator_namespace);
-    let name = registration_secret_name(uid);
-    // The record's finalizer guards it against everyone but this moment.
-    let release = serde_json::json!({"metadata": {"finalizers": null}});
-    let released = records
-        .patch(&name, &PatchParams::default(), &Patch::Merge(&release))
-        .await;
-    let deleted = match released {
-        Ok(_) => records
-            .delete(&name, &DeleteParams::default())
-            .await
-            .map(|_| ()),
-        Err(error) => Err(error),
-    };
-    match deleted {
-        Ok(()) => Ok(()),
-        Err(kube::Error::Api(response)) if response.code == 404 => Ok(()),
-        Err(error) => Err(error.into()),
-    }
+    delete_record(uid, ctx).await
 }
 
 async fn deregister(
