@@ -499,13 +499,15 @@ impl Scenario {
             || {
                 let clients = clients.clone();
                 async move {
-                    clients
-                        .list(&ListParams::default())
-                        .await
-                        .ok()?
-                        .items
-                        .is_empty()
-                        .then_some(())
+                    let left = clients.list(&ListParams::default()).await.ok()?.items;
+                    // A collection delete of thousands can end early (it times out
+                    // after some): ask again for those not yet being deleted.
+                    if left.iter().any(|c| c.metadata.deletion_timestamp.is_none()) {
+                        let _ = clients
+                            .delete_collection(&DeleteParams::default(), &ListParams::default())
+                            .await;
+                    }
+                    left.is_empty().then_some(())
                 }
             },
         )
