@@ -421,6 +421,7 @@ async fn revoke(
 ) -> Result<Outcome, Error> {
     let record = take_record(gathered)?;
     remove(client, Some(&record), ctx).await?;
+    ctx.deleted_registration(&gathered.uid, &record.client_id);
     let by = gathered
         .evaluation
         .revoked_by

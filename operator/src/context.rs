@@ -159,6 +159,9 @@ struct Memory {
     repaired: Vec<&'static str>,
     /// Its deletion is done: a reconcile racing the finalizer's removal has nothing to do.
     released: bool,
+    /// A registration this operator deleted (revoked) while the client stays: a reconcile
+    /// that still sees it in a status not yet updated must not take it for lost.
+    deleted: Option<String>,
 }
 
 pub struct Context {
@@ -388,6 +391,18 @@ impl Context {
                 ..Memory::default()
             },
         );
+    }
+
+    /// The registration `client_id` of this client was deleted here on purpose.
+    pub fn deleted_registration(&self, uid: &str, client_id: &str) {
+        self.memory().entry(uid.to_owned()).or_default().deleted = Some(client_id.to_owned());
+    }
+
+    /// Whether `client_id` is the registration deleted here on purpose.
+    pub fn was_deleted_here(&self, uid: &str, client_id: &str) -> bool {
+        self.memory()
+            .get(uid)
+            .is_some_and(|entry| entry.deleted.as_deref() == Some(client_id))
     }
 
     pub fn is_released(&self, uid: &str) -> bool {

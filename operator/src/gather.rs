@@ -174,9 +174,15 @@ pub async fn gather(client: &AuthClient, ctx: &Context) -> Result<Gathered, Erro
     };
     let applied = applied_state(client, &name, wanted.as_ref());
     let (record, registering_since) = load_registration(client, &uid, ctx).await?;
+    // A status naming a registration without a record: lost, unless this operator
+    // deleted it itself and the status read is older than that (the store lags).
     let lost = match &record {
         Some(_) => None,
-        None => client.status.as_ref().and_then(|s| s.client_id.clone()),
+        None => client
+            .status
+            .as_ref()
+            .and_then(|s| s.client_id.clone())
+            .filter(|client_id| !ctx.was_deleted_here(&uid, client_id)),
     };
     let credentials = secrets_of(client, ctx).get_opt(&secret_name).await?;
     let mut gathered = Gathered {
