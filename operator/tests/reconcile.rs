@@ -480,17 +480,30 @@ async fn a_revoke_policy_removes_a_violating_registration_and_its_secrets() {
         status_patch(),
         event(),
     ]);
+    // Then a reconcile that still reads the status from before the revoke (the store
+    // lags the operator's own write): nothing is there, and nothing is "lost".
+    script.extend([
+        expect(Method::GET, REGISTRATION, 404, not_found()),
+        expect(Method::GET, CREDENTIALS, 404, not_found()),
+        status_patch(),
+        expect(Method::PATCH, &format!("{EVENTS}/*"), 200, json!({})),
+    ]);
     let (kube, server) = api_server(script);
     let mut revoking = policy("15m");
     revoking.spec.allowed_scopes = Some(vec!["api:write".to_owned()]);
     revoking.spec.violation_response = ViolationResponse::Revoke;
-    reconcile(
-        Arc::new(provisioned_client(&done)),
-        ctx(kube, &provider.issuer, revoking),
-    )
-    .await
-    .expect("reconciled");
+    let ctx = ctx(kube, &provider.issuer, revoking);
+    for _ in 0..2 {
+        reconcile(Arc::new(provisioned_client(&done)), Arc::clone(&ctx))
+            .await
+            .expect("reconciled");
+    }
+    drop(ctx);
     let received = server.await.unwrap();
+    let stale = sent_status(&received[11].1);
+    let (_, reason, _) = condition(&stale, "Ready");
+    assert_ne!(reason, "RegistrationRecordLost", "{stale:?}");
+    assert_eq!(stale.client_id, None);
     assert_eq!(
         received[4].1,
         json!({"metadata": {"finalizers": null}}),
