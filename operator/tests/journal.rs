@@ -72,6 +72,20 @@ async fn journalled(provider: &TestProvider) -> Entry {
     }
 }
 
+/// Runs the journal's recovery, as a start would, with `client` in the store, against
+/// the mock API server behind `kube`; the metrics it left.
+async fn recover_with(kube: kube::Client, dir: &std::path::Path) -> String {
+    let world = stores(
+        Vec::new(),
+        Vec::new(),
+        vec![namespace(OPERATOR_NAMESPACE, &[])],
+        vec![client()],
+    );
+    let ctx = context_journalled(kube, world, Duration::from_secs(3600), Some(dir.to_owned()));
+    recover_journal(&ctx).await;
+    ctx.metrics.render()
+}
+
 fn base64(text: &str) -> String {
     serde_json::to_value(k8s_openapi::ByteString(text.as_bytes().to_vec()))
         .unwrap()
@@ -101,20 +115,7 @@ async fn a_registration_its_client_has_no_record_of_becomes_the_record() {
             json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "x"}}),
         ),
     ]);
-    let world = stores(
-        Vec::new(),
-        Vec::new(),
-        vec![namespace(OPERATOR_NAMESPACE, &[])],
-        vec![client()],
-    );
-    let ctx = context_journalled(
-        kube,
-        world,
-        Duration::from_secs(3600),
-        Some(dir.path().to_owned()),
-    );
-    recover_journal(&ctx).await;
-    drop(ctx);
+    recover_with(kube, dir.path()).await;
     let received = api.await.unwrap();
     let patch = &received[1].1;
     assert_eq!(patch[0]["path"], "/data", "{patch}");
@@ -158,20 +159,7 @@ async fn a_registration_superseded_or_of_a_gone_client_is_deleted_with_its_own_t
         200,
         serde_json::to_value(record).unwrap(),
     )]);
-    let world = stores(
-        Vec::new(),
-        Vec::new(),
-        vec![namespace(OPERATOR_NAMESPACE, &[])],
-        vec![client()],
-    );
-    let ctx = context_journalled(
-        kube,
-        world,
-        Duration::from_secs(3600),
-        Some(dir.path().to_owned()),
-    );
-    recover_journal(&ctx).await;
-    drop(ctx);
+    recover_with(kube, dir.path()).await;
     api.await.unwrap();
     assert_eq!(
         provider.clients().await,
@@ -197,20 +185,7 @@ async fn an_entry_the_api_server_cannot_settle_stays_journalled() {
         .unwrap();
     let unavailable = json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": 503, "message": "etcd is down"});
     let (kube, api) = api_server(vec![expect(Method::GET, REGISTRATION, 503, unavailable)]);
-    let world = stores(
-        Vec::new(),
-        Vec::new(),
-        vec![namespace(OPERATOR_NAMESPACE, &[])],
-        vec![client()],
-    );
-    let ctx = context_journalled(
-        kube,
-        world,
-        Duration::from_secs(3600),
-        Some(dir.path().to_owned()),
-    );
-    recover_journal(&ctx).await;
-    drop(ctx);
+    recover_with(kube, dir.path()).await;
     api.await.unwrap();
     assert_eq!(
         Journal::new(Some(dir.path().to_owned()))
@@ -261,21 +236,7 @@ async fn a_registration_begun_and_never_answered_becomes_the_records_intent_whic
             json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "x"}}),
         ),
     ]);
-    let world = stores(
-        Vec::new(),
-        Vec::new(),
-        vec![namespace(OPERATOR_NAMESPACE, &[])],
-        vec![client()],
-    );
-    let ctx = context_journalled(
-        kube,
-        world,
-        Duration::from_secs(3600),
-        Some(dir.path().to_owned()),
-    );
-    recover_journal(&ctx).await;
-    let metrics = ctx.metrics.render();
-    drop(ctx);
+    let metrics = recover_with(kube, dir.path()).await;
     let received = api.await.unwrap();
     let record = &received[1].1;
     assert_eq!(
@@ -316,20 +277,7 @@ async fn a_registration_begun_whose_intent_cannot_be_recorded_is_reported_and_st
         expect(Method::GET, REGISTRATION, 503, unavailable),
         expect(Method::POST, EVENTS, 201, json!({})),
     ]);
-    let world = stores(
-        Vec::new(),
-        Vec::new(),
-        vec![namespace(OPERATOR_NAMESPACE, &[])],
-        vec![client()],
-    );
-    let ctx = context_journalled(
-        kube,
-        world,
-        Duration::from_secs(3600),
-        Some(dir.path().to_owned()),
-    );
-    recover_journal(&ctx).await;
-    drop(ctx);
+    recover_with(kube, dir.path()).await;
     let received = api.await.unwrap();
     assert_eq!(received[1].1["reason"], "PossibleOrphan");
     assert_eq!(
