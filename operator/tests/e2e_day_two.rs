@@ -16,7 +16,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::cluster::{Scenario, decoded, eventually, within};
+use common::cluster::{Operator, Scenario, decoded, eventually, within};
 use common::{INITIAL_ACCESS_TOKEN, TestProvider};
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
@@ -52,6 +52,20 @@ async fn annotate(scenario: &Scenario, name: &str, key: &str, value: &str) {
         )
         .await
         .unwrap();
+}
+
+/// Nudges `name` (an annotation) and waits until `operator` has reconciled since.
+async fn nudge(scenario: &Scenario, operator: &Operator, name: &str, value: &str) {
+    let reconciles = operator.metric("nauthera_reconciles_total").await;
+    annotate(scenario, name, "e2e.nauthera.io/nudge", value).await;
+    within(
+        Duration::from_secs(60),
+        "the nudge to be reconciled",
+        || async {
+            (operator.metric("nauthera_reconciles_total").await > reconciles).then_some(())
+        },
+    )
+    .await;
 }
 
 /// Waits until the client holds credentials other than `old_id`'s, Ready.
@@ -249,16 +263,7 @@ async fn rotation_keeps_old_and_new_credentials_working_through_the_overlap() {
     let operator = scenario.operators.last().unwrap();
     assert_eq!(operator.metric("nauthera_rotations_total").await, 1);
     let third = scenario.credentials("orders-client-secret").await;
-    annotate(&scenario, "orders", "e2e.nauthera.io/nudge", "2").await;
-    let reconciles = operator.metric("nauthera_reconciles_total").await;
-    within(
-        Duration::from_secs(60),
-        "the nudge to be reconciled",
-        || async {
-            (operator.metric("nauthera_reconciles_total").await > reconciles).then_some(())
-        },
-    )
-    .await;
+    nudge(&scenario, operator, "orders", "2").await;
     assert_eq!(
         scenario.credentials("orders-client-secret").await,
         third,
@@ -454,16 +459,7 @@ async fn assert_no_rewrite_on_the_next_reconcile(scenario: &Scenario, name: &str
     let secret = format!("{name}-client-secret");
     let version = secrets.get(&secret).await.unwrap().resource_version();
     let operator = scenario.operators.last().unwrap();
-    let reconciles = operator.metric("nauthera_reconciles_total").await;
-    annotate(scenario, name, "e2e.nauthera.io/nudge", "1").await;
-    within(
-        Duration::from_secs(60),
-        "the nudge to be reconciled",
-        || async {
-            (operator.metric("nauthera_reconciles_total").await > reconciles).then_some(())
-        },
-    )
-    .await;
+    nudge(scenario, operator, name, "1").await;
     assert_eq!(
         secrets.get(&secret).await.unwrap().resource_version(),
         version,
