@@ -207,7 +207,10 @@ pub async fn gather(client: &AuthClient, ctx: &Context) -> Result<Gathered, Erro
         existing_problem: None,
         rotation: Rotation::NotDue,
     };
-    observe(&mut gathered, ctx).await?;
+    // A client on its way out needs no drift read: its registration is deleted or left.
+    if client.metadata.deletion_timestamp.is_none() {
+        observe(&mut gathered, ctx).await?;
+    }
     look_for_existing(client, &mut gathered, ctx).await?;
     if gathered.verdict == Verdict::Provision {
         gathered.rotation = crate::rotation::due(

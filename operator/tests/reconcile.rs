@@ -544,12 +544,20 @@ async fn deletion_removes_the_registration_first_then_the_secrets_then_the_final
         ),
     ]);
     let (kube, server) = api_server(script);
+    let before = provider.requests().await;
     reconcile(
         Arc::new(being_deleted(&done)),
-        ctx(kube, &provider.issuer, policy("15m")),
+        // Every registration due for a read.
+        ctx_with(kube, &provider.issuer, vec![policy("15m")], Duration::ZERO),
     )
     .await
     .expect("cleaned up");
+    let during = provider.requests().await;
+    assert_eq!(
+        (during.get - before.get, during.delete - before.delete),
+        (0, 1),
+        "one delete at the provider, and no read first (a read is due, but not for a client on its way out)"
+    );
     let received = server.await.unwrap();
     assert_eq!(
         received[6].1,
