@@ -51,6 +51,80 @@ struct Figures {
     quiet: Duration,
     discovery_fetches: f64,
     rss_mib: f64,
+    creation_detail: Detail,
+}
+
+/// Where the creation's time went, per client: the operator's reconciles (and failed
+/// ones, by reason), its Kubernetes reads, and its CPU time.
+#[derive(Default)]
+struct Detail {
+    reconciles: f64,
+    failures: String,
+    reads: f64,
+    cpu_ms: f64,
+}
+
+/// The operator's counters at one moment: reconciles, failures by reason, CPU seconds.
+struct Counters(f64, String, f64);
+
+impl Counters {
+    fn since(self, before: &Self, n: f64, reads: f64) -> Detail {
+        Detail {
+            reconciles: (self.0 - before.0) / n,
+            failures: self.1,
+            reads,
+            cpu_ms: (self.2 - before.2) * 1000.0 / n,
+        }
+    }
+}
+
+impl Detail {
+    fn line(&self, size: usize) -> String {
+        format!(
+            "{size} clients, creation, per client: {:.2} reconciles, {:.2} Kubernetes reads, {:.1} ms operator CPU; failed reconciles (all so far): {}",
+            self.reconciles,
+            self.reads,
+            self.cpu_ms,
+            if self.failures.is_empty() {
+                "none"
+            } else {
+                &self.failures
+            },
+        )
+    }
+
+    async fn of(operator: &Operator, pid: u32) -> Counters {
+        let metrics = operator.metrics().await;
+        let failures = metrics
+            .lines()
+            .filter_map(|line| line.strip_prefix("nauthera_reconcile_failures_total{"))
+            .map(|line| line.replace('"', ""))
+            .collect::<Vec<_>>()
+            .join(", ");
+        Counters(
+            count(operator.metric("nauthera_reconciles_total").await),
+            failures,
+            cpu_seconds(pid),
+        )
+    }
+}
+
+/// The process's CPU time so far (user and system), in seconds.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // After the command name (in parentheses): utime and stime are fields 14 and 15.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // Clock ticks are 100 a second on Linux.
+    (ticks(11) + ticks(12)) / 100.0
 }
 
 /// The operator's Kubernetes calls by verb, from its metrics.
@@ -207,19 +281,36 @@ impl Watched {
     }
 }
 
-/// As deploy/ runs it: with the journal (so the intent costs no API write); and any
-/// flags to compare, e.g. NAUTHERA_SCALE_OPERATOR_ARGS="--concurrency 32".
+/// As deploy/ runs it: with the journal (so the intent costs no API write) in memory
+/// (deploy/ mounts an `emptyDir` of medium Memory; on disk, its syncs would queue behind
+/// etcd's on the same disk); and any flags to compare, e.g.
+/// NAUTHERA_SCALE_OPERATOR_ARGS="--concurrency 32".
 fn operator_args(system: &str) -> Vec<String> {
-    let journal = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("../e2e-journal/{system}"))
-        .to_string_lossy()
-        .into_owned();
+    let memory = std::path::Path::new("/dev/shm");
+    let base = if memory.is_dir() {
+        memory.join("nauthera-e2e-journal")
+    } else {
+        std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("../e2e-journal")
+    };
+    let journal = base.join(system).to_string_lossy().into_owned();
     let mut args: Vec<String> = ["--resync", "5m", "--journal-dir", &journal]
         .map(str::to_owned)
         .into();
     let extra = std::env::var("NAUTHERA_SCALE_OPERATOR_ARGS").unwrap_or_default();
     args.extend(extra.split_whitespace().map(str::to_owned));
     args
+}
+
+/// Creates the clients, 50 at a time (as a GitOps sync would): when each was created.
+async fn create_all(scenario: &Scenario, names: &[String]) -> HashMap<String, Instant> {
+    stream::iter(names.to_vec())
+        .map(|name| async move {
+            scenario.apply_client(&name, scenario.service(&name)).await;
+            (name, Instant::now())
+        })
+        .buffer_unordered(50)
+        .collect()
+        .await
 }
 
 async fn run(size: usize, quiet: Duration) -> Figures {
@@ -235,21 +326,12 @@ async fn run(size: usize, quiet: Duration) -> Figures {
     let operator_pid = scenario.operators[0].child.id();
     let provider_before = scenario.provider.requests().await;
     let kube_before = KubeCalls::of(&scenario.operators[0]).await;
+    let detail_before = Detail::of(&scenario.operators[0], operator_pid).await;
 
     // N clients at once.
     let names: Vec<String> = (0..size).map(|i| format!("client-{i:05}")).collect();
     let started = Instant::now();
-    let created: HashMap<String, Instant> = stream::iter(names.clone())
-        .map(|name| {
-            let scenario = &scenario;
-            async move {
-                scenario.apply_client(&name, scenario.service(&name)).await;
-                (name, Instant::now())
-            }
-        })
-        .buffer_unordered(50)
-        .collect()
-        .await;
+    let created = create_all(&scenario, &names).await;
     let creation = started.elapsed();
     times.ready(&names).await;
     let mut per_client: Vec<Duration> = {
@@ -271,6 +353,10 @@ async fn run(size: usize, quiet: Duration) -> Figures {
     let n = size as f64;
     let create_provider = since(&scenario.provider.requests().await, &provider_before);
     let create_kube = KubeCalls::of(operator).await.since(kube_before, n);
+    let creation_detail =
+        Detail::of(operator, operator_pid)
+            .await
+            .since(&detail_before, n, create_kube.get);
     // Let the creation settle (summaries, the last status writes) before measuring more.
     tokio::time::sleep(Duration::from_secs(3)).await;
 
@@ -327,9 +413,11 @@ async fn run(size: usize, quiet: Duration) -> Figures {
         quiet,
         discovery_fetches: count(operator.metric("nauthera_discovery_fetches_total").await),
         rss_mib: rss_mib(operator_pid),
+        creation_detail,
     };
     // The figures first: deregistering thousands of clients takes minutes.
     println!("{}", row(&figures));
+    println!("{}", figures.creation_detail.line(size));
     finish(scenario, size).await;
     figures
 }
