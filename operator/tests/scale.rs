@@ -417,9 +417,22 @@ async fn run(size: usize, quiet: Duration) -> Figures {
     };
     // The figures first: deregistering thousands of clients takes minutes.
     println!("{}", row(&figures));
-    println!("{}", figures.creation_detail.line(size));
+    print_details(&figures);
     finish(scenario, size).await;
     figures
+}
+
+/// What the table leaves out: where the creation went, and the quiet window's reads
+/// (the resync's, spread over it: about N per resync interval, 5m here).
+fn print_details(figures: &Figures) {
+    let size = figures.clients;
+    println!("{}", figures.creation_detail.line(size));
+    println!(
+        "{size} clients, quiet window of {} s: {} provider reads, {} Kubernetes reads",
+        figures.quiet.as_secs(),
+        figures.quiet_provider.get,
+        figures.quiet_kube.get,
+    );
 }
 
 /// Deletes every client, waiting as long as thousands take, and says how long it took.
