@@ -42,7 +42,14 @@ pub(crate) async fn register(
     // next attempt knows a registration may exist unrecorded, and says so. Kept in the
     // local journal when there is one (no API write), else in the record.
     let since = k8s_openapi::jiff::Timestamp::now().to_string();
-    let journalled = journal_intent(client, gathered, &server.spec.issuer_url, &since, ctx).await;
+    let begun = Begun {
+        uid: gathered.uid.clone(),
+        namespace: client.metadata.namespace.clone().unwrap_or_default(),
+        name: client.metadata.name.clone().unwrap_or_default(),
+        issuer: server.spec.issuer_url.clone(),
+        since: since.clone(),
+    };
+    let journalled = ctx.journal.enabled() && ctx.journal.begin(&begun).is_ok();
     if !journalled {
         let intent = intent_secret(client, &ctx.settings.operator_namespace, previous, &since);
         let exists = previous.is_some() || gathered.registering_since.is_some();
@@ -86,7 +93,17 @@ pub(crate) async fn register(
         retired,
     };
     // Journalled locally first (no network): a kill from here on loses nothing.
-    journal_answer(client, &gathered.uid, &record, ctx).await;
+    let entry = Entry {
+        uid: gathered.uid.clone(),
+        namespace: client.metadata.namespace.clone().unwrap_or_default(),
+        name: client.metadata.name.clone().unwrap_or_default(),
+        record,
+    };
+    if let Err(error) = ctx.journal.write(&entry) {
+        tracing::warn!(client = %reference, %error, "cannot journal the registration; recording it directly");
+    }
+    tracing::debug!(client = %reference, "journalled");
+    let record = entry.record;
     let exists = !journalled || previous.is_some() || gathered.registering_since.is_some();
     let secret = record.to_secret(client, &ctx.settings.operator_namespace);
     if let Err(error) = write_record(&secret, exists, ctx).await {
@@ -113,63 +130,6 @@ pub(crate) async fn register(
     ctx.verified(&gathered.uid);
     tracing::info!(client = %reference, client_id = %record.client_id, issuer = %record.issuer_url, "registered at the provider");
     Ok(record)
-}
-
-/// Notes in the journal, durably, that a registration is about to be asked for; false
-/// when there is no journal or it cannot be written (the record then holds the intent).
-async fn journal_intent(
-    client: &AuthClient,
-    gathered: &Gathered,
-    issuer: &str,
-    since: &str,
-    ctx: &Context,
-) -> bool {
-    if !ctx.journal.enabled() {
-        return false;
-    }
-    let begun = Begun {
-        uid: gathered.uid.clone(),
-        namespace: client.metadata.namespace.clone().unwrap_or_default(),
-        name: client.metadata.name.clone().unwrap_or_default(),
-        issuer: issuer.to_owned(),
-        since: since.to_owned(),
-    };
-    let journal = ctx.journal.clone();
-    on_blocking_pool(move || journal.begin(&begun))
-        .await
-        .is_ok()
-}
-
-/// Journals the provider's answer; without it, the record is written all the same.
-async fn journal_answer(
-    client: &AuthClient,
-    uid: &str,
-    record: &StoredRegistration,
-    ctx: &Context,
-) {
-    let journal = ctx.journal.clone();
-    let entry = Entry {
-        uid: uid.to_owned(),
-        namespace: client.metadata.namespace.clone().unwrap_or_default(),
-        name: client.metadata.name.clone().unwrap_or_default(),
-        record: record.clone(),
-    };
-    match on_blocking_pool(move || journal.write(&entry)).await {
-        Ok(()) => tracing::debug!(client = %ObjectRef::of(client), "journalled"),
-        Err(error) => {
-            tracing::warn!(client = %ObjectRef::of(client), %error, "cannot journal the registration; recording it directly");
-        }
-    }
-}
-
-/// Runs a journal write on tokio's blocking pool: its syncs wait for the disk there, not
-/// on a thread that drives reconciles.
-async fn on_blocking_pool(
-    write: impl FnOnce() -> std::io::Result<()> + Send + 'static,
-) -> std::io::Result<()> {
-    tokio::task::spawn_blocking(write)
-        .await
-        .unwrap_or_else(|stopped| Err(std::io::Error::other(stopped)))
 }
 
 /// An earlier attempt whose intent is still there (in the record, or in the journal:
