@@ -286,19 +286,24 @@ impl Watched {
 /// etcd's on the same disk); and any flags to compare, e.g.
 /// NAUTHERA_SCALE_OPERATOR_ARGS="--concurrency 32".
 fn operator_args(system: &str) -> Vec<String> {
-    let memory = std::path::Path::new("/dev/shm");
-    let base = if memory.is_dir() {
-        memory.join("nauthera-e2e-journal")
-    } else {
-        std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("../e2e-journal")
-    };
-    let journal = base.join(system).to_string_lossy().into_owned();
+    let journal = journal_dir(system).to_string_lossy().into_owned();
     let mut args: Vec<String> = ["--resync", "5m", "--journal-dir", &journal]
         .map(str::to_owned)
         .into();
     let extra = std::env::var("NAUTHERA_SCALE_OPERATOR_ARGS").unwrap_or_default();
     args.extend(extra.split_whitespace().map(str::to_owned));
     args
+}
+
+/// The run's journal: in memory where the machine has /dev/shm. Removed after the run.
+fn journal_dir(system: &str) -> std::path::PathBuf {
+    let memory = std::path::Path::new("/dev/shm");
+    let base = if memory.is_dir() {
+        memory.join("nauthera-e2e-journal")
+    } else {
+        std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("../e2e-journal")
+    };
+    base.join(system)
 }
 
 /// Creates the clients, 50 at a time (as a GitOps sync would): when each was created.
@@ -418,7 +423,9 @@ async fn run(size: usize, quiet: Duration) -> Figures {
     // The figures first: deregistering thousands of clients takes minutes.
     println!("{}", row(&figures));
     print_details(&figures);
+    let journal = journal_dir(&scenario.system);
     finish(scenario, size).await;
+    let _ = std::fs::remove_dir_all(journal);
     figures
 }
 
