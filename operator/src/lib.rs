@@ -17,6 +17,7 @@ pub mod rotation;
 pub mod secrets;
 pub mod status;
 pub mod summaries;
+pub mod template_keys;
 pub mod watch;
 pub mod webhook;
 

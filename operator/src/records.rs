@@ -2,6 +2,8 @@
 //! namespace, and the credentials Secret in the client's — only ever one the operator
 //! created for this AuthClient.
 
+use std::collections::BTreeMap;
+
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use kube::{Api, Resource};
@@ -199,10 +201,11 @@ pub(crate) async fn write_credentials(
 
 /// The update of a credentials Secret the operator owns, in place: its data becomes
 /// exactly what is wanted (a key renamed by `secretTemplate.keys` leaves no stale copy
-/// behind), the template's labels and annotations are set, and whatever else others
-/// added to its metadata (Argo CD, Reloader) stays. Guarded by the resource version it
-/// was read at.
+/// behind), the template's labels and annotations are set (those it no longer sets are
+/// removed), and whatever else others added to its metadata (Argo CD, Reloader) stays.
+/// Guarded by the resource version it was read at.
 fn credentials_update(existing: &Secret, wanted: &mut Secret) -> serde_json::Value {
+    let dropped = crate::template_keys::dropped(existing, wanted);
     let mut data = serde_json::Map::new();
     for key in existing.data.iter().flat_map(|data| data.keys()) {
         data.insert(key.clone(), serde_json::Value::Null);
@@ -212,11 +215,22 @@ fn credentials_update(existing: &Secret, wanted: &mut Secret) -> serde_json::Val
     }
     // `null` in a merge patch deletes: only what the template sets is sent.
     let mut metadata = serde_json::json!({"resourceVersion": existing.metadata.resource_version});
-    if let Some(labels) = wanted.metadata.labels.take() {
-        metadata["labels"] = serde_json::json!(labels);
+    let set_or_drop = |wanted: Option<BTreeMap<String, String>>, dropped: &[String]| {
+        let mut map: serde_json::Map<String, serde_json::Value> = dropped
+            .iter()
+            .map(|key| (key.clone(), serde_json::Value::Null))
+            .collect();
+        for (key, value) in wanted.unwrap_or_default() {
+            map.insert(key, serde_json::Value::String(value));
+        }
+        (!map.is_empty()).then_some(serde_json::Value::Object(map))
+    };
+    if let Some(labels) = set_or_drop(wanted.metadata.labels.take(), &dropped.labels) {
+        metadata["labels"] = labels;
     }
-    if let Some(annotations) = wanted.metadata.annotations.take() {
-        metadata["annotations"] = serde_json::json!(annotations);
+    if let Some(annotations) = set_or_drop(wanted.metadata.annotations.take(), &dropped.annotations)
+    {
+        metadata["annotations"] = annotations;
     }
     serde_json::json!({"metadata": metadata, "data": data})
 }

@@ -20,6 +20,7 @@ use nauthera_shared::resources::AuthClient;
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::provider::Management;
+use crate::template_keys::{TEMPLATE_KEYS, TemplateKeys};
 
 pub const CLIENT_ID: &str = "client_id";
 pub const CLIENT_SECRET: &str = "client_secret";
@@ -204,6 +205,15 @@ impl StoredRegistration {
         let meta = client.meta();
         // The template's labels first: Nauthera's own, which say whose Secret this is,
         // always win.
+        let remembered = TemplateKeys::of(
+            &template.labels,
+            &template.annotations,
+            &[MANAGED_BY.0, CLIENT_NAME_LABEL],
+        );
+        let mut annotations = template.annotations;
+        if let Some(keys) = remembered.annotation() {
+            annotations.insert(TEMPLATE_KEYS.to_owned(), keys);
+        }
         let mut labels = template.labels;
         labels.insert(MANAGED_BY.0.to_owned(), MANAGED_BY.1.to_owned());
         labels.insert(
@@ -215,7 +225,7 @@ impl StoredRegistration {
                 name: Some(name.to_owned()),
                 namespace: meta.namespace.clone(),
                 labels: Some(labels),
-                annotations: (!template.annotations.is_empty()).then_some(template.annotations),
+                annotations: (!annotations.is_empty()).then_some(annotations),
                 owner_references: client.controller_owner_ref(&()).map(|owner| vec![owner]),
                 ..ObjectMeta::default()
             },
@@ -295,8 +305,8 @@ pub fn is_ours(secret: &Secret, client_uid: &str) -> bool {
         .any(|owner| owner.uid == client_uid)
 }
 
-/// Whether `existing` already holds exactly what `wanted` would write: then nothing is
-/// written.
+/// Whether `existing` already holds exactly what `wanted` would write, and nothing an
+/// earlier template set that `wanted` no longer does: then nothing is written.
 pub fn same_data(existing: &Secret, wanted: &Secret) -> bool {
     let holds = |have: Option<&BTreeMap<String, String>>,
                  want: Option<&BTreeMap<String, String>>| {
@@ -313,4 +323,5 @@ pub fn same_data(existing: &Secret, wanted: &Secret) -> bool {
             existing.metadata.annotations.as_ref(),
             wanted.metadata.annotations.as_ref(),
         )
+        && crate::template_keys::dropped(existing, wanted).is_empty()
 }

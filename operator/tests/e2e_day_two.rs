@@ -467,6 +467,30 @@ async fn assert_no_rewrite_on_the_next_reconcile(scenario: &Scenario, name: &str
     );
 }
 
+/// A Secret whose template no longer sets a label or an annotation: both gone, with the
+/// annotation that remembered them; Nauthera's own label stays.
+fn assert_only_what_the_template_sets(secret: &Secret) {
+    assert!(
+        !secret.labels().contains_key("app.kubernetes.io/part-of"),
+        "the label the template no longer sets is gone: {:?}",
+        secret.labels()
+    );
+    assert_eq!(
+        secret.labels()["app.kubernetes.io/managed-by"],
+        "nauthera-operator"
+    );
+    for gone in [
+        "reloader.stakater.com/match",
+        nauthera_operator::template_keys::TEMPLATE_KEYS,
+    ] {
+        assert!(
+            !secret.annotations().contains_key(gone),
+            "{gone} is gone: {:?}",
+            secret.annotations()
+        );
+    }
+}
+
 #[tokio::test]
 async fn the_secret_takes_the_shape_asked_and_is_updated_in_place() {
     let Some(mut scenario) = Scenario::new("shape", TestProvider::start()).await else {
@@ -514,7 +538,8 @@ async fn the_secret_takes_the_shape_asked_and_is_updated_in_place() {
     );
     assert!(scenario.provider.authenticates(&id, &secret).await);
 
-    // Another tool annotates the Secret; then the team renames a key.
+    // Another tool annotates the Secret; then the team renames a key and drops the
+    // template's label and annotation.
     secrets
         .patch(
             "orders-client-secret",
@@ -524,6 +549,9 @@ async fn the_secret_takes_the_shape_asked_and_is_updated_in_place() {
         .await
         .unwrap();
     spec["secretTemplate"]["keys"]["clientId"] = json!("OIDC_CLIENT_ID");
+    let template = spec["secretTemplate"].as_object_mut().unwrap();
+    template.remove("labels");
+    template.remove("annotations");
     scenario.apply_client("orders", spec).await;
     let renamed = eventually("the key to be renamed", || {
         let secrets = secrets.clone();
@@ -548,6 +576,7 @@ async fn the_secret_takes_the_shape_asked_and_is_updated_in_place() {
     );
     assert_eq!(decoded(&renamed, "OIDC_CLIENT_ID"), id);
     assert_eq!(renamed.annotations()["example.com/seen"], "yes", "kept");
+    assert_only_what_the_template_sets(&renamed);
     scenario.ready("orders").await;
 
     assert_no_rewrite_on_the_next_reconcile(&scenario, "orders").await;
