@@ -211,6 +211,9 @@ impl StoredRegistration {
             &[MANAGED_BY.0, CLIENT_NAME_LABEL],
         );
         let mut annotations = template.annotations;
+        // Only ever Nauthera's value (a template that sets it breaks a rule, and Audit
+        // provisions anyway).
+        annotations.remove(TEMPLATE_KEYS);
         if let Some(keys) = remembered.annotation() {
             annotations.insert(TEMPLATE_KEYS.to_owned(), keys);
         }

@@ -7,8 +7,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use k8s_openapi::api::core::v1::Secret;
 use serde::{Deserialize, Serialize};
 
-/// The annotation that remembers them: their keys, as JSON.
-pub const TEMPLATE_KEYS: &str = "auth.nauthera.io/template-keys";
+/// The annotation that remembers them: their keys, as JSON (Nauthera's own: a template
+/// that sets it breaks rule `secretTemplate.labels`).
+pub const TEMPLATE_KEYS: &str = nauthera_shared::policy::TEMPLATE_KEYS_ANNOTATION;
 
 /// The keys of the labels and annotations a template sets.
 #[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -204,6 +205,28 @@ mod tests {
         let mut existing = written(&[("part-of", "shop")], &[], &[]);
         existing.metadata.annotations = None;
         assert!(dropped(&existing, &written(&[], &[], &[])).is_empty());
+    }
+
+    #[test]
+    fn a_pending_drop_is_a_difference_until_it_is_written() {
+        let existing = written(&[("part-of", "shop")], &[], &[("example.com/seen", "yes")]);
+        let wanted = written(&[], &[], &[]);
+        assert!(
+            !crate::secrets::same_data(&existing, &wanted),
+            "a label to take off is a write"
+        );
+        let mut after = existing.clone();
+        after.metadata.labels.as_mut().unwrap().remove("part-of");
+        after
+            .metadata
+            .annotations
+            .as_mut()
+            .unwrap()
+            .remove(TEMPLATE_KEYS);
+        assert!(
+            crate::secrets::same_data(&after, &wanted),
+            "once taken off, nothing more to write (another tool's annotation stays)"
+        );
     }
 
     #[test]

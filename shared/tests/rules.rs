@@ -1061,9 +1061,10 @@ fn only_a_client_that_authenticates_with_its_secret_has_it_rotated() {
 }
 
 #[test]
-fn the_credentials_secret_template_needs_distinct_valid_keys_and_leaves_our_labels_alone() {
+fn the_credentials_secret_template_needs_distinct_valid_keys_and_leaves_our_labels_and_annotation_alone()
+ {
     let spec = format!(
-        "{WEB}\nsecretTemplate:\n  labels: {{app.kubernetes.io/managed-by: argo, team: shop}}\n  annotations: {{reloader.stakater.com/match: 'true'}}\n  keys: {{clientId: CLIENT_ID, clientSecret: CLIENT_ID, issuerUrl: 'issuer url'}}"
+        "{WEB}\nsecretTemplate:\n  labels: {{app.kubernetes.io/managed-by: argo, team: shop}}\n  annotations: {{reloader.stakater.com/match: 'true', auth.nauthera.io/template-keys: forged}}\n  keys: {{clientId: CLIENT_ID, clientSecret: CLIENT_ID, issuerUrl: 'issuer url'}}"
     );
     let found = violations(vec![open_policy()], &spec);
     assert_eq!(
@@ -1072,6 +1073,7 @@ fn the_credentials_secret_template_needs_distinct_valid_keys_and_leaves_our_labe
             r#"spec.secretTemplate.keys.clientSecret: key "CLIENT_ID" is already the key of clientId: each value needs a key of its own"#,
             r#"spec.secretTemplate.keys.issuerUrl: "issuer url" is not a Secret key (letters, digits, '-', '_' and '.')"#,
             r#"spec.secretTemplate.labels[app.kubernetes.io/managed-by]: label "app.kubernetes.io/managed-by" is Nauthera's own: it says whose Secret this is"#,
+            r#"spec.secretTemplate.annotations[auth.nauthera.io/template-keys]: annotation "auth.nauthera.io/template-keys" is Nauthera's own: it remembers what the template set"#,
         ]
     );
     let fine = format!(

@@ -250,7 +250,20 @@ fn secret_template_is_sound(client: &AuthClient, found: &mut Vec<Violation>) {
             ));
         }
     }
+    if template.annotations.contains_key(TEMPLATE_KEYS_ANNOTATION) {
+        found.push(Violation::fixed(
+            format!("spec.secretTemplate.annotations[{TEMPLATE_KEYS_ANNOTATION}]"),
+            rule::SECRET_TEMPLATE_LABELS,
+            format!(
+                "annotation {TEMPLATE_KEYS_ANNOTATION:?} is Nauthera's own: it remembers what the template set"
+            ),
+        ));
+    }
 }
+
+/// The annotation on a credentials Secret that remembers which labels and annotations its
+/// template set, so that one dropped from the template is taken off again.
+pub const TEMPLATE_KEYS_ANNOTATION: &str = "auth.nauthera.io/template-keys";
 
 /// The labels that mark a Secret as Nauthera's.
 pub const RESERVED_LABELS: [&str; 2] = [
