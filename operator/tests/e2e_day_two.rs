@@ -538,8 +538,8 @@ async fn the_secret_takes_the_shape_asked_and_is_updated_in_place() {
     );
     assert!(scenario.provider.authenticates(&id, &secret).await);
 
-    // Another tool annotates the Secret; then the team renames a key and drops the
-    // template's label and annotation.
+    // Another tool annotates the Secret; then the team drops the template's label and
+    // annotation (nothing else changes); then renames a key.
     secrets
         .patch(
             "orders-client-secret",
@@ -548,10 +548,22 @@ async fn the_secret_takes_the_shape_asked_and_is_updated_in_place() {
         )
         .await
         .unwrap();
-    spec["secretTemplate"]["keys"]["clientId"] = json!("OIDC_CLIENT_ID");
     let template = spec["secretTemplate"].as_object_mut().unwrap();
     template.remove("labels");
     template.remove("annotations");
+    scenario.apply_client("orders", spec.clone()).await;
+    let dropped = eventually("the template's label to be taken off", || {
+        let secrets = secrets.clone();
+        async move {
+            let secret = secrets.get("orders-client-secret").await.ok()?;
+            (!secret.labels().contains_key("app.kubernetes.io/part-of")).then_some(secret)
+        }
+    })
+    .await;
+    assert_only_what_the_template_sets(&dropped);
+    assert_eq!(dropped.annotations()["example.com/seen"], "yes", "kept");
+    assert_eq!(dropped.uid(), shaped.uid(), "the same Secret");
+    spec["secretTemplate"]["keys"]["clientId"] = json!("OIDC_CLIENT_ID");
     scenario.apply_client("orders", spec).await;
     let renamed = eventually("the key to be renamed", || {
         let secrets = secrets.clone();
