@@ -80,30 +80,32 @@ impl Dropped {
 pub fn dropped(existing: &Secret, wanted: &Secret) -> Dropped {
     let before = TemplateKeys::on(existing);
     let now = TemplateKeys::on(wanted);
-    let still_on = |map: Option<&BTreeMap<String, String>>, key: &String| {
-        map.is_some_and(|map| map.contains_key(key))
-    };
-    let labels = existing.metadata.labels.as_ref();
-    let annotations = existing.metadata.annotations.as_ref();
+    // Remembered then, not set now, and still there.
+    let gone =
+        |then: &BTreeSet<String>, now: &BTreeSet<String>, on: Option<&BTreeMap<String, String>>| {
+            then.difference(now)
+                .filter(|key| on.is_some_and(|on| on.contains_key(*key)))
+                .cloned()
+                .collect()
+        };
     let mut dropped = Dropped {
-        labels: before
-            .labels
-            .difference(&now.labels)
-            .filter(|key| still_on(labels, key))
-            .cloned()
-            .collect(),
-        annotations: before
-            .annotations
-            .difference(&now.annotations)
-            .filter(|key| still_on(annotations, key))
-            .cloned()
-            .collect(),
+        labels: gone(
+            &before.labels,
+            &now.labels,
+            existing.metadata.labels.as_ref(),
+        ),
+        annotations: gone(
+            &before.annotations,
+            &now.annotations,
+            existing.metadata.annotations.as_ref(),
+        ),
     };
     let remembered = |secret: &Secret| {
-        still_on(
-            secret.metadata.annotations.as_ref(),
-            &TEMPLATE_KEYS.to_owned(),
-        )
+        secret
+            .metadata
+            .annotations
+            .as_ref()
+            .is_some_and(|on| on.contains_key(TEMPLATE_KEYS))
     };
     if remembered(existing) && !remembered(wanted) {
         dropped.annotations.push(TEMPLATE_KEYS.to_owned());
