@@ -44,9 +44,8 @@ impl Judged {
     fn refusing(&self) -> Vec<&Violation> {
         if self.evaluation.standing == Standing::Governed {
             self.evaluation
-                .violations
-                .iter()
-                .filter(|violation| violation.is_enforced() && violation.rule != rule::POLICY_VALID)
+                .enforced_violations()
+                .filter(|violation| violation.rule != rule::POLICY_VALID)
                 .collect()
         } else {
             self.fixed.iter().collect()
