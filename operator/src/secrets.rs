@@ -208,7 +208,7 @@ impl StoredRegistration {
         let remembered = TemplateKeys::of(
             &template.labels,
             &template.annotations,
-            &[MANAGED_BY.0, CLIENT_NAME_LABEL],
+            &nauthera_shared::policy::RESERVED_LABELS,
         );
         let mut annotations = template.annotations;
         // Only ever Nauthera's value (a template that sets it breaks a rule, and Audit

@@ -203,6 +203,13 @@ mod tests {
     }
 
     #[test]
+    fn the_labels_the_operator_sets_are_the_ones_the_policy_reserves() {
+        let reserved = nauthera_shared::policy::RESERVED_LABELS;
+        assert!(reserved.contains(&crate::secrets::MANAGED_BY.0));
+        assert!(reserved.contains(&crate::secrets::CLIENT_NAME_LABEL));
+    }
+
+    #[test]
     fn a_secret_written_before_remembering_drops_nothing() {
         let mut existing = written(&[("part-of", "shop")], &[], &[]);
         existing.metadata.annotations = None;

@@ -16,7 +16,7 @@ pub use compiled::{CompiledPolicy, DEFAULT_ROTATION_OVERLAP, FieldError, next_ro
 pub use effective::{EffectiveSettings, SettingChange, default_secret_name, setting_changes};
 pub use evaluate::PreparedClient;
 pub use resolve::{CompiledServer, Evaluator};
-pub use rules::TEMPLATE_KEYS_ANNOTATION;
+pub use rules::{RESERVED_LABELS, TEMPLATE_KEYS_ANNOTATION};
 pub use violation::{Violation, rule};
 
 use serde::Serialize;
