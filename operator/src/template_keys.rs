@@ -8,7 +8,7 @@ use k8s_openapi::api::core::v1::Secret;
 use serde::{Deserialize, Serialize};
 
 /// The annotation that remembers them: their keys, as JSON (Nauthera's own: a template
-/// that sets it breaks rule `secretTemplate.labels`).
+/// that sets it breaks rule `secretTemplate.annotations`).
 pub const TEMPLATE_KEYS: &str = nauthera_shared::policy::TEMPLATE_KEYS_ANNOTATION;
 
 /// The keys of the labels and annotations a template sets.

@@ -1076,6 +1076,20 @@ fn the_credentials_secret_template_needs_distinct_valid_keys_and_leaves_our_labe
             r#"spec.secretTemplate.annotations[auth.nauthera.io/template-keys]: annotation "auth.nauthera.io/template-keys" is Nauthera's own: it remembers what the template set"#,
         ]
     );
+    let rules: Vec<String> = evaluate(vec![open_policy()], client("team", "app", "", &spec))
+        .violations
+        .into_iter()
+        .map(|violation| violation.rule)
+        .collect();
+    assert_eq!(
+        rules,
+        [
+            "secretTemplate.keys",
+            "secretTemplate.keys",
+            "secretTemplate.labels",
+            "secretTemplate.annotations"
+        ]
+    );
     let fine = format!(
         "{WEB}\nsecretTemplate:\n  labels: {{team: shop}}\n  keys: {{clientId: CLIENT_ID, clientSecret: CLIENT_SECRET}}"
     );

@@ -253,7 +253,7 @@ fn secret_template_is_sound(client: &AuthClient, found: &mut Vec<Violation>) {
     if template.annotations.contains_key(TEMPLATE_KEYS_ANNOTATION) {
         found.push(Violation::fixed(
             format!("spec.secretTemplate.annotations[{TEMPLATE_KEYS_ANNOTATION}]"),
-            rule::SECRET_TEMPLATE_LABELS,
+            rule::SECRET_TEMPLATE_ANNOTATIONS,
             format!(
                 "annotation {TEMPLATE_KEYS_ANNOTATION:?} is Nauthera's own: it remembers what the template set"
             ),

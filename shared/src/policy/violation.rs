@@ -97,4 +97,5 @@ pub mod rule {
     pub const SECRET_NAME: &str = "secretName";
     pub const SECRET_TEMPLATE_KEYS: &str = "secretTemplate.keys";
     pub const SECRET_TEMPLATE_LABELS: &str = "secretTemplate.labels";
+    pub const SECRET_TEMPLATE_ANNOTATIONS: &str = "secretTemplate.annotations";
 }
