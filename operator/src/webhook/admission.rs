@@ -1,186 +1,21 @@
-//! What the webhook answers, decided by one pure function over the engine's evaluation: no
-//! rule lives here, only which of the engine's findings refuse a write and which are worth
-//! a warning.
-//!
-//! - **Refused**: what the client's own fields break — Nauthera's fixed rules, and the
-//!   rules of every governing `Enforce` policy — with the engine's exact sentences, the
-//!   first one leading the message.
-//! - **Admitted with a warning**: an `Audit` policy's findings; and everything that is not
-//!   the client's own doing, which the reconcile withholds anyway: a missing or invalid
-//!   server (GitOps may apply the client before its server), a namespace the server does
-//!   not trust, no governing policy, a governing policy that is itself invalid.
-//! - **An update is refused only for what it introduces.** A violation the object already
-//!   had (a policy tightened after it was applied) is a warning: an unrelated edit, the
-//!   operator's own finalizer, a label, never gets stuck on it. Nothing is checked on an
-//!   object being deleted, so a deletion never hangs.
+//! The webhook's side of admission: which requests are judged, and the answer that
+//! carries the verdict. The verdict itself — which findings refuse a write, which only
+//! warn — is the policy's, in `nauthera_shared::policy::admission`. Nothing is checked on
+//! an object being deleted, so a deletion never hangs.
 
-use std::collections::HashSet;
-
+use kube::Resource;
 use kube::core::admission::{AdmissionRequest, AdmissionResponse, Operation};
 use kube::core::response::{StatusCause, StatusDetails, StatusSummary};
 use kube::core::{DynamicObject, Status};
-use nauthera_shared::policy::{Evaluation, Evaluator, PreparedClient, Standing, Violation, rule};
+use nauthera_shared::policy::Evaluator;
+use nauthera_shared::policy::admission::{Judged, Verdict, verdict};
 use nauthera_shared::resources::AuthClient;
-
-/// One AuthClient as the engine sees it: its evaluation, and what the fixed rules say of
-/// its own fields (an evaluation stopped at the server does not carry them).
-#[derive(Clone, Debug)]
-pub struct Judged {
-    pub evaluation: Evaluation,
-    pub fixed: Vec<Violation>,
-}
-
-impl Judged {
-    pub fn new(evaluator: &Evaluator, client: &AuthClient) -> Self {
-        let prepared = PreparedClient::new(client);
-        Self {
-            evaluation: evaluator.evaluate_prepared(client, &prepared),
-            fixed: prepared.fixed_violations().to_vec(),
-        }
-    }
-
-    /// What would refuse this object: its own fields against the fixed rules and, once
-    /// governed, against every `Enforce` policy (a broken policy is not the client's fault).
-    fn refusing(&self) -> Vec<&Violation> {
-        if self.evaluation.standing == Standing::Governed {
-            self.evaluation
-                .enforced_violations()
-                .filter(|violation| violation.rule != rule::POLICY_VALID)
-                .collect()
-        } else {
-            self.fixed.iter().collect()
-        }
-    }
-
-    /// What is only worth a warning.
-    fn warnings(&self) -> Vec<String> {
-        if self.evaluation.standing != Standing::Governed {
-            return self
-                .evaluation
-                .violations
-                .iter()
-                .map(|violation| {
-                    format!(
-                        "{}: admitted without a policy check; the operator provisions nothing until this is resolved",
-                        violation.message
-                    )
-                })
-                .collect();
-        }
-        self.evaluation
-            .violations
-            .iter()
-            .filter_map(|violation| {
-                if !violation.is_enforced() {
-                    Some(violation.to_string())
-                } else if violation.rule == rule::POLICY_VALID {
-                    Some(format!(
-                        "{}: admitted; the operator withholds this client until the policy is fixed",
-                        violation.message
-                    ))
-                } else {
-                    None
-                }
-            })
-            .collect()
-    }
-}
-
-/// What the webhook says of one write.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Verdict {
-    /// The violations that refuse the write, the one the message leads with first; empty
-    /// when it is admitted.
-    pub refused: Vec<Violation>,
-    /// What `kubectl` prints as `Warning: …`.
-    pub warnings: Vec<String>,
-}
-
-impl Verdict {
-    pub fn admitted(&self) -> bool {
-        self.refused.is_empty()
-    }
-
-    /// The refusal's message: every refusing violation, the first leading.
-    pub fn message(&self) -> Option<String> {
-        (!self.refused.is_empty()).then(|| {
-            self.refused
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join("; ")
-        })
-    }
-
-    /// The admission response to `request` that says this verdict.
-    pub fn respond<T: kube::Resource>(self, request: &AdmissionRequest<T>) -> AdmissionResponse {
-        let mut response = AdmissionResponse::from(request);
-        if let Some(message) = self.message() {
-            response.allowed = false;
-            response.result = Status {
-                status: Some(StatusSummary::Failure),
-                code: 403,
-                message,
-                metadata: None,
-                reason: "Forbidden".to_owned(),
-                details: Some(StatusDetails {
-                    name: request.name.clone(),
-                    group: request.kind.group.clone(),
-                    kind: request.resource.resource.clone(),
-                    uid: String::new(),
-                    causes: self
-                        .refused
-                        .iter()
-                        .map(|violation| StatusCause {
-                            reason: violation.rule.clone(),
-                            message: violation.message.clone(),
-                            field: violation.field.clone(),
-                        })
-                        .collect(),
-                    retry_after_seconds: 0,
-                }),
-            };
-        }
-        if !self.warnings.is_empty() {
-            response.warnings = Some(self.warnings);
-        }
-        response
-    }
-}
-
-/// The verdict on an object whose engine findings are `new`, written over an object whose
-/// findings (against the same servers and policies) are `old`, if it is an update.
-pub fn verdict(new: &Judged, old: Option<&Judged>) -> Verdict {
-    // The value broken is in each sentence, so a violation keeps its identity when an
-    // edit moves it to another index of a list.
-    let key = |violation: &Violation| {
-        (
-            violation.rule.clone(),
-            violation.policy.clone(),
-            violation.message.clone(),
-        )
-    };
-    let before: HashSet<_> = old
-        .map(|old| old.refusing().into_iter().map(key).collect())
-        .unwrap_or_default();
-    let mut verdict = Verdict::default();
-    for violation in new.refusing() {
-        if before.contains(&key(violation)) {
-            verdict.warnings.push(format!(
-                "{violation} (already so before this change; the operator withholds the client until it is fixed)"
-            ));
-        } else {
-            verdict.refused.push(violation.clone());
-        }
-    }
-    verdict.warnings.extend(new.warnings());
-    verdict
-}
 
 /// The verdict on one request: only AuthClients created or updated, and not being deleted,
 /// are judged.
 pub fn judge(request: &AdmissionRequest<DynamicObject>, evaluator: &Evaluator) -> Verdict {
-    let ours = request.kind.group == "auth.nauthera.io" && request.kind.kind == "AuthClient";
+    let ours =
+        request.kind.group == AuthClient::group(&()) && request.kind.kind == AuthClient::kind(&());
     let Some(object) = request.object.as_ref().filter(|_| ours) else {
         return Verdict::default();
     };
@@ -218,4 +53,42 @@ fn read(object: &DynamicObject, namespace: Option<&str>) -> Result<AuthClient, s
         client.metadata.namespace = namespace.map(str::to_owned);
     }
     Ok(client)
+}
+
+/// The admission response to `request` that says `verdict`.
+pub fn respond<T: kube::Resource>(
+    verdict: Verdict,
+    request: &AdmissionRequest<T>,
+) -> AdmissionResponse {
+    let mut response = AdmissionResponse::from(request);
+    if let Some(message) = verdict.message() {
+        response.allowed = false;
+        response.result = Status {
+            status: Some(StatusSummary::Failure),
+            code: 403,
+            message,
+            metadata: None,
+            reason: "Forbidden".to_owned(),
+            details: Some(StatusDetails {
+                name: request.name.clone(),
+                group: request.kind.group.clone(),
+                kind: request.resource.resource.clone(),
+                uid: String::new(),
+                causes: verdict
+                    .refused
+                    .iter()
+                    .map(|violation| StatusCause {
+                        reason: violation.rule.clone(),
+                        message: violation.message.clone(),
+                        field: violation.field.clone(),
+                    })
+                    .collect(),
+                retry_after_seconds: 0,
+            }),
+        };
+    }
+    if !verdict.warnings.is_empty() {
+        response.warnings = Some(verdict.warnings);
+    }
+    response
 }

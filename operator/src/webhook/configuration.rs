@@ -13,7 +13,8 @@ use k8s_openapi::api::admissionregistration::v1::{
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, OwnerReference};
 use kube::api::{ObjectMeta, Patch, PatchParams};
-use kube::{Api, Client};
+use kube::{Api, Client, Resource};
+use nauthera_shared::resources::AuthClient;
 
 use super::{Endpoint, WebhookSettings};
 use crate::context::FIELD_MANAGER;
@@ -66,9 +67,9 @@ pub fn desired(
             match_policy: Some("Equivalent".to_owned()),
             timeout_seconds: Some(TIMEOUT_SECONDS),
             rules: Some(vec![RuleWithOperations {
-                api_groups: Some(vec!["auth.nauthera.io".to_owned()]),
-                api_versions: Some(vec!["v1alpha1".to_owned()]),
-                resources: Some(vec!["authclients".to_owned()]),
+                api_groups: Some(vec![AuthClient::group(&()).into_owned()]),
+                api_versions: Some(vec![AuthClient::version(&()).into_owned()]),
+                resources: Some(vec![AuthClient::plural(&()).into_owned()]),
                 operations: Some(vec!["CREATE".to_owned(), "UPDATE".to_owned()]),
                 scope: Some("Namespaced".to_owned()),
             }]),

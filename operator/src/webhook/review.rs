@@ -13,9 +13,10 @@ use kube::core::DynamicObject;
 use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview};
 use nauthera_shared::resources::ObjectRef;
 
-use super::admission::{Verdict, judge};
+use super::admission::{judge, respond};
 use super::configuration::PATH;
 use crate::context::Context;
+use nauthera_shared::policy::admission::Verdict;
 
 /// `POST /validate`.
 pub fn router(ctx: Arc<Context>) -> Router {
@@ -78,7 +79,7 @@ fn answer(ctx: &Context, request: &AdmissionRequest<DynamicObject>) -> Admission
             tracing::debug!(client = %object, operation = ?request.operation, "webhook: admitted");
         }
     }
-    verdict.respond(request)
+    respond(verdict, request)
 }
 
 fn json(response: &AdmissionResponse) -> Response {

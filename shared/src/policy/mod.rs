@@ -4,7 +4,9 @@
 //! - [`Evaluator`] resolves server, namespace trust and governing policies, and evaluates.
 //! - [`rules`] holds every rule a client is checked against.
 //! - [`effective`] merges the policies into the settings the provider is given.
+//! - [`admission`] decides which findings refuse a write at admission.
 
+pub mod admission;
 mod compiled;
 mod effective;
 mod evaluate;
