@@ -281,31 +281,42 @@ async fn deletion_policy_orphan_leaves_the_registration_and_its_secret() {
     let mut spec = scenario.service("orders");
     spec["deletionPolicy"] = json!("Orphan");
     scenario.apply_client("orders", spec).await;
+    // A client deleted the usual way beside it: once the garbage collector has taken its
+    // Secret, it has had its chance at the orphaned one too.
+    scenario
+        .apply_client("control", scenario.service("control"))
+        .await;
     scenario.ready("orders").await;
+    scenario.ready("control").await;
     let (id, secret) = scenario.credentials("orders-client-secret").await;
 
-    scenario
-        .clients()
-        .delete("orders", &DeleteParams::default())
-        .await
-        .unwrap();
     let clients = scenario.clients();
-    eventually("the AuthClient to be gone", || {
+    for name in ["orders", "control"] {
+        clients
+            .delete(name, &DeleteParams::default())
+            .await
+            .unwrap();
+    }
+    eventually("the AuthClients to be gone", || {
         let clients = clients.clone();
         async move {
-            clients
-                .get_opt("orders")
-                .await
-                .ok()?
-                .is_none()
-                .then_some(())
+            let orders = clients.get_opt("orders").await.ok()?;
+            let control = clients.get_opt("control").await.ok()?;
+            (orders.is_none() && control.is_none()).then_some(())
         }
     })
     .await;
     assert!(scenario.has_event("orders", "Orphaned").await);
-    assert!(scenario.records().await.is_empty(), "the record is gone");
-    // Time for the garbage collector to take the Secret, were it still owned.
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(scenario.records().await.is_empty(), "the records are gone");
+    let secrets = scenario.secrets(&scenario.team);
+    eventually("the garbage collector to take the owned Secret", || {
+        let secrets = secrets.clone();
+        async move {
+            let owned = secrets.get_opt("control-client-secret").await.ok()?;
+            owned.is_none().then_some(())
+        }
+    })
+    .await;
     let left = scenario
         .secrets(&scenario.team)
         .get("orders-client-secret")
