@@ -18,10 +18,11 @@ use std::time::Duration;
 
 use common::cluster::{Operator, Scenario, decoded, eventually, within};
 use common::{INITIAL_ACCESS_TOKEN, TestProvider};
-use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
-use kube::ResourceExt;
-use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
+use kube::api::{DeleteParams, ObjectMeta, Patch, PatchParams, PostParams};
+use kube::{Api, Resource, ResourceExt};
 use nauthera_shared::resources::{AuthClient, RotationStatus};
 use serde_json::{Value, json};
 
@@ -280,40 +281,53 @@ async fn deletion_policy_orphan_leaves_the_registration_and_its_secret() {
     scenario.start_operator(&[]);
     let mut spec = scenario.service("orders");
     spec["deletionPolicy"] = json!("Orphan");
-    scenario.apply_client("orders", spec).await;
-    // A client deleted the usual way beside it: once the garbage collector has taken its
-    // Secret, it has had its chance at the orphaned one too.
-    scenario
-        .apply_client("control", scenario.service("control"))
-        .await;
+    let orders = scenario.apply_client("orders", spec).await;
     scenario.ready("orders").await;
-    scenario.ready("control").await;
     let (id, secret) = scenario.credentials("orders-client-secret").await;
+    // A canary the garbage collector takes once it has dealt with the client's
+    // dependents: the Secret it must leave alone, had it still an owner, would go with it.
+    let owner = orders.controller_owner_ref(&()).unwrap();
+    let canaries: Api<ConfigMap> = Api::namespaced(scenario.client.clone(), &scenario.team);
+    let canary = ConfigMap {
+        metadata: ObjectMeta {
+            name: Some("orders-canary".to_owned()),
+            owner_references: Some(vec![OwnerReference {
+                controller: None,
+                ..owner
+            }]),
+            ..ObjectMeta::default()
+        },
+        ..ConfigMap::default()
+    };
+    canaries
+        .create(&PostParams::default(), &canary)
+        .await
+        .unwrap();
 
     let clients = scenario.clients();
-    for name in ["orders", "control"] {
-        clients
-            .delete(name, &DeleteParams::default())
-            .await
-            .unwrap();
-    }
-    eventually("the AuthClients to be gone", || {
+    clients
+        .delete("orders", &DeleteParams::default())
+        .await
+        .unwrap();
+    eventually("the AuthClient to be gone", || {
         let clients = clients.clone();
         async move {
-            let orders = clients.get_opt("orders").await.ok()?;
-            let control = clients.get_opt("control").await.ok()?;
-            (orders.is_none() && control.is_none()).then_some(())
+            clients
+                .get_opt("orders")
+                .await
+                .ok()?
+                .is_none()
+                .then_some(())
         }
     })
     .await;
     assert!(scenario.has_event("orders", "Orphaned").await);
-    assert!(scenario.records().await.is_empty(), "the records are gone");
-    let secrets = scenario.secrets(&scenario.team);
-    eventually("the garbage collector to take the owned Secret", || {
-        let secrets = secrets.clone();
+    assert!(scenario.records().await.is_empty(), "the record is gone");
+    eventually("the garbage collector to take the canary", || {
+        let canaries = canaries.clone();
         async move {
-            let owned = secrets.get_opt("control-client-secret").await.ok()?;
-            owned.is_none().then_some(())
+            let canary = canaries.get_opt("orders-canary").await.ok()?;
+            canary.is_none().then_some(())
         }
     })
     .await;

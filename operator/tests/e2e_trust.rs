@@ -374,6 +374,7 @@ async fn a_provider_that_refuses_management_is_never_registered_twice_and_deleti
     scenario
         .wait_condition("orders", "Ready", "False", Some("ProviderForbidden"))
         .await;
+    let deletes_before = scenario.provider.requests().await.delete;
     scenario
         .clients()
         .delete("orders", &DeleteParams::default())
@@ -385,9 +386,21 @@ async fn a_provider_that_refuses_management_is_never_registered_twice_and_deleti
         (reason == "ProviderForbidden" && message.starts_with("deletion waits")).then_some(message)
     })
     .await;
-    // Retried with backoff, never let go: still there a while later.
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // Retried with backoff, never let go: refused a second time, and still there after.
+    eventually("the deletion to be tried again", || async {
+        let deletes = scenario.provider.requests().await.delete;
+        (deletes >= deletes_before + 2).then_some(())
+    })
+    .await;
     let waiting = scenario.clients().get("orders").await.expect("still there");
+    assert!(
+        waiting
+            .finalizers()
+            .iter()
+            .any(|f| f == "auth.nauthera.io/cleanup"),
+        "the finalizer holds the client: {:?}",
+        waiting.finalizers()
+    );
     let (_, reason, _) = condition(&waiting, "Ready").unwrap();
     assert_eq!(reason, "ProviderForbidden", "{message}");
     assert_eq!(
