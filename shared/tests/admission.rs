@@ -144,3 +144,57 @@ fn without_a_governing_policy_only_the_fixed_rules_refuse() {
     let verdict = judge(Vec::new(), &bad, None);
     assert_eq!(rules(&verdict), ["redirectUris.https"], "{verdict:?}");
 }
+
+#[test]
+fn an_ungoverned_client_keeping_a_fixed_violation_it_had_only_warns() {
+    let before = client(
+        "team",
+        "app",
+        "",
+        "redirectUris: ['http://app.example.com/cb']",
+    );
+    let mut relabelled = before.clone();
+    relabelled
+        .metadata
+        .labels
+        .get_or_insert_default()
+        .insert("touched".to_owned(), "yes".to_owned());
+    let verdict = judge(Vec::new(), &relabelled, Some(&before));
+    assert!(verdict.admitted(), "{verdict:?}");
+    assert!(
+        verdict
+            .warnings
+            .iter()
+            .any(|w| w.contains("redirectUris") && w.contains("already so before this change")),
+        "{verdict:?}"
+    );
+}
+
+#[test]
+fn a_policy_newly_governing_refuses_even_under_a_rule_already_broken() {
+    // Before, only `narrow` governed the client; now `strict` (same rule, same sentence
+    // but its own) governs it too: its finding is new, and refuses.
+    let strict = || {
+        policy(
+            "strict",
+            "tier: strict",
+            "enforcement: Enforce\nallowedScopes: [openid]\nclientSelector: {matchLabels: {tier: strict}}",
+        )
+    };
+    let before = scoped("openid, groups");
+    let mut now = before.clone();
+    now.metadata
+        .labels
+        .get_or_insert_default()
+        .insert("tier".to_owned(), "strict".to_owned());
+    let verdict = judge(vec![only_openid("Enforce"), strict()], &now, Some(&before));
+    assert_eq!(rules(&verdict), ["allowedScopes"], "{verdict:?}");
+    assert!(verdict.refused[0].message.contains("groups"));
+    assert!(
+        verdict
+            .warnings
+            .iter()
+            .any(|w| w.contains("already so before this change")),
+        "narrow's finding is old: {verdict:?}"
+    );
+}
