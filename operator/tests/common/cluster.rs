@@ -396,8 +396,13 @@ impl Scenario {
 
     /// An AuthClient in the team's namespace with this spec.
     pub async fn apply_client(&self, name: &str, spec: Value) -> AuthClient {
+        self.apply_client_with(&self.client, name, spec).await
+    }
+
+    /// [`Self::apply_client`] through `client` (a connection pool of its own).
+    pub async fn apply_client_with(&self, client: &Client, name: &str, spec: Value) -> AuthClient {
         apply(
-            &self.clients(),
+            &Api::namespaced(client.clone(), &self.team),
             json!({
                 "apiVersion": "auth.nauthera.io/v1alpha1", "kind": "AuthClient",
                 "metadata": {"name": name, "namespace": self.team},
