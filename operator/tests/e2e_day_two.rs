@@ -19,7 +19,6 @@ use std::time::Duration;
 use common::cluster::{Operator, Scenario, decoded, eventually, within};
 use common::{INITIAL_ACCESS_TOKEN, TestProvider};
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use kube::api::{DeleteParams, ObjectMeta, Patch, PatchParams, PostParams};
 use kube::{Api, Resource, ResourceExt};
@@ -284,17 +283,15 @@ async fn deletion_policy_orphan_leaves_the_registration_and_its_secret() {
     let orders = scenario.apply_client("orders", spec).await;
     scenario.ready("orders").await;
     let (id, secret) = scenario.credentials("orders-client-secret").await;
-    // A canary the garbage collector takes once it has dealt with the client's
-    // dependents: the Secret it must leave alone, had it still an owner, would go with it.
-    let owner = orders.controller_owner_ref(&()).unwrap();
+    // A canary only the garbage collector removes, once it has acted on the client's
+    // deletion (it promises no order among dependents, so this shows only that it has had
+    // its turn): a Secret still owned would go too, or soon after.
+    let owner = orders.owner_ref(&()).unwrap();
     let canaries: Api<ConfigMap> = Api::namespaced(scenario.client.clone(), &scenario.team);
     let canary = ConfigMap {
         metadata: ObjectMeta {
             name: Some("orders-canary".to_owned()),
-            owner_references: Some(vec![OwnerReference {
-                controller: None,
-                ..owner
-            }]),
+            owner_references: Some(vec![owner]),
             ..ObjectMeta::default()
         },
         ..ConfigMap::default()
