@@ -189,6 +189,10 @@ fn a_policy_newly_governing_refuses_even_under_a_rule_already_broken() {
         .insert("tier".to_owned(), "strict".to_owned());
     let verdict = judge(vec![only_openid("Enforce"), strict()], &now, Some(&before));
     assert_eq!(rules(&verdict), ["allowedScopes"], "{verdict:?}");
+    assert_eq!(
+        verdict.refused[0].policy.as_deref(),
+        Some("security/strict")
+    );
     assert!(verdict.refused[0].message.contains("groups"));
     assert!(
         verdict
