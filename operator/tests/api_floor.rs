@@ -278,31 +278,34 @@ async fn clear(scenario: Scenario, names: Vec<String>) {
         async move {
             match name {
                 Err(client) => {
-                    let _ = clients
+                    if let Err(error) = clients
                         .patch(&client, &PatchParams::default(), &Patch::Merge(release))
-                        .await;
+                        .await
+                    {
+                        eprintln!("releasing client {client}: {error}");
+                    }
                 }
                 Ok(record) => {
-                    let _ = records
+                    if let Err(error) = records
                         .patch(&record, &PatchParams::default(), &Patch::Merge(release))
-                        .await;
+                        .await
+                    {
+                        eprintln!("releasing record {record}: {error}");
+                    }
                     let _ = records.delete(&record, &DeleteParams::default()).await;
                 }
             }
         }
     })
     .await;
-    let client = scenario.client.clone();
-    let own = [
-        scenario.security.clone(),
-        scenario.team.clone(),
-        scenario.system.clone(),
-    ];
-    scenario.finish_within(PATIENCE).await;
-    // Gone before the next measurement, or their deletion would run under it.
-    let namespaces: Api<Namespace> = Api::all(client);
+    let mut scenario = scenario;
+    scenario.clean_up(PATIENCE).await;
+    // Gone before the next measurement (this one's or another suite's, which the
+    // scenario's lock holds back until it is dropped), or their deletion would run under it.
+    let namespaces: Api<Namespace> = Api::all(scenario.client.clone());
+    let own = [&scenario.security, &scenario.team, &scenario.system];
     within(PATIENCE, "the floor's namespaces to be gone", || async {
-        for name in &own {
+        for name in own {
             namespaces
                 .get_opt(name)
                 .await

@@ -494,6 +494,12 @@ impl Scenario {
     /// [`Self::finish`], given `patience` for each step (thousands of clients take
     /// minutes to deregister).
     pub async fn finish_within(mut self, patience: Duration) {
+        self.clean_up(patience).await;
+    }
+
+    /// [`Self::finish_within`], keeping the scenario (and its hold on the cluster) for
+    /// whatever must follow before another scenario may start.
+    pub async fn clean_up(&mut self, patience: Duration) {
         let clients = self.clients();
         let _ = clients
             .delete_collection(&DeleteParams::default(), &ListParams::default())
