@@ -30,5 +30,11 @@ if ! command -v glewlwyd >/dev/null || ! command -v sqlite3 >/dev/null; then
   fi
 fi
 
+if [ -z "${NAUTHERA_E2E_KUBECONFIG:-}" ]; then
+  echo "==> NAUTHERA_E2E_KUBECONFIG is not set: the end-to-end suites (operator/tests/e2e*.rs,"
+  echo "    tui/tests/e2e.rs) and the scale benchmarks pass without running (set it to a"
+  echo "    kubeconfig of a real cluster to run them)"
+fi
+
 echo "==> cargo test"
 cargo test --workspace --locked
