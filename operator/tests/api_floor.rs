@@ -17,8 +17,8 @@
 //! metadata) and the harness's (the team's AuthClients). No provider, no operator: what
 //! is left is what the API server, etcd and the garbage collector need for those requests
 //! on this machine. It is a floor, not the operator's time: a client starts when its
-//! create returns (the operator waits for the watch, twice), the requests' bodies are
-//! close to the operator's but not the same, and the run ends at the last request (the
+//! create returns (the operator waits for the watch, twice), the Secrets are the
+//! operator's own (its builders) but the status only of its shape, and the run ends at the last request (the
 //! `scale` harness ends when its watch sees the last client Ready). The harness's own CPU
 //! time is printed with the figures.
 //!
@@ -30,11 +30,10 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::TestProvider;
-use common::cluster::{PATIENCE, Scenario, cluster, within};
+use common::cluster::{PATIENCE, Scenario, cluster, cpu_seconds, within};
 use futures::{StreamExt, stream};
-use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::{Namespace, Secret};
-use kube::api::{DeleteParams, ObjectMeta, Patch, PatchParams, PostParams};
+use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use kube::core::PartialObjectMeta;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::{WatchStreamExt, watcher};
@@ -42,10 +41,10 @@ use kube::{Api, Resource, ResourceExt};
 use nauthera_shared::resources::AuthClient;
 use serde_json::json;
 
-/// The operator's own field manager and labels, so the requests weigh the same.
-const MANAGER: &str = "nauthera-operator";
-const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "nauthera-operator");
-use nauthera_operator::secrets::{CLIENT_NAME_LABEL, CLIENT_NAMESPACE_LABEL, RECORD_FINALIZER};
+use nauthera_operator::context::FIELD_MANAGER as MANAGER;
+use nauthera_operator::provider::Management;
+use nauthera_operator::secrets::{MANAGED_BY, StoredRegistration, registration_secret_name};
+use secrecy::SecretString;
 
 /// Keeps a watch open, discarding what it sees, as a controller's reflector would (with
 /// its backoff after an error); stopped when the returned handle is dropped.
@@ -65,21 +64,6 @@ impl Drop for AbortOnDrop {
     fn drop(&mut self) {
         self.0.abort();
     }
-}
-
-/// This process's CPU time so far, in seconds (Linux; 100 ticks a second).
-fn own_cpu_seconds() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let after_name = stat.rsplit(')').next().unwrap_or_default();
-    let fields: Vec<&str> = after_name.split_whitespace().collect();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|f| f.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
-    (ticks(11) + ticks(12)) / 100.0
 }
 
 /// What the operator writes for one new client, in the order it writes it, less the
@@ -105,25 +89,24 @@ async fn provision(scenario: &Scenario, recorder: &Recorder, client: AuthClient)
             .unwrap();
     }
 
+    // The operator's own Secrets, from a registration of the usual size.
+    let registration = StoredRegistration {
+        client_id: "c".repeat(43),
+        client_secret: Some(SecretString::from("s".repeat(43))),
+        issuer_url: "http://127.0.0.1:40000".to_owned(),
+        management: Management {
+            registration_client_uri: format!("http://127.0.0.1:40000/reg/{}", "c".repeat(43)),
+            registration_access_token: SecretString::from("t".repeat(43)),
+        },
+        retired: None,
+    };
     let records = scenario.secrets(&scenario.system);
-    let record_name = format!("nauthera-registration-{uid}");
+    let record_name = registration_secret_name(&uid);
     if makes("reads") {
         assert!(records.get_opt(&record_name).await.unwrap().is_none());
     }
     if makes("record") {
-        let mut record = secret(
-            &record_name,
-            &scenario.system,
-            None,
-            &[
-                ("registration", &"r".repeat(600)),
-                ("registration_access_token", &"t".repeat(43)),
-            ],
-        );
-        let labels = record.metadata.labels.get_or_insert_default();
-        labels.insert(CLIENT_NAMESPACE_LABEL.to_owned(), scenario.team.clone());
-        labels.insert(CLIENT_NAME_LABEL.to_owned(), name.clone());
-        record.metadata.finalizers = Some(vec![RECORD_FINALIZER.to_owned()]);
+        let record = registration.to_secret(&client, &scenario.system);
         records
             .create(&PostParams::default(), &record)
             .await
@@ -136,22 +119,9 @@ async fn provision(scenario: &Scenario, recorder: &Recorder, client: AuthClient)
         assert!(secrets.get_opt(&secret_name).await.unwrap().is_none());
     }
     if makes("secret") {
-        let owner = client.controller_owner_ref(&()).unwrap();
-        let mut credentials = secret(
-            &secret_name,
-            &scenario.team,
-            Some(owner),
-            &[
-                ("client_id", &"c".repeat(43)),
-                ("client_secret", &"s".repeat(43)),
-                ("issuer_url", "http://127.0.0.1:40000"),
-            ],
-        );
-        credentials
-            .metadata
-            .labels
-            .get_or_insert_default()
-            .insert(CLIENT_NAME_LABEL.to_owned(), name.clone());
+        let token_endpoint = "http://127.0.0.1:40000/token";
+        let credentials =
+            registration.credentials_secret(&client, &secret_name, Some(token_endpoint));
         secrets
             .create(&PostParams::default(), &credentials)
             .await
@@ -204,30 +174,6 @@ fn concurrency() -> usize {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(16)
-}
-
-fn secret(
-    name: &str,
-    namespace: &str,
-    owner: Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference>,
-    data: &[(&str, &str)],
-) -> Secret {
-    Secret {
-        metadata: ObjectMeta {
-            name: Some(name.to_owned()),
-            namespace: Some(namespace.to_owned()),
-            labels: Some([(MANAGED_BY.0.to_owned(), MANAGED_BY.1.to_owned())].into()),
-            owner_references: owner.map(|o| vec![o]),
-            ..ObjectMeta::default()
-        },
-        type_: Some("Opaque".to_owned()),
-        data: Some(
-            data.iter()
-                .map(|(k, v)| ((*k).to_owned(), ByteString(v.as_bytes().to_vec())))
-                .collect(),
-        ),
-        ..Secret::default()
-    }
 }
 
 /// A status of the operator's shape and size for a Ready client.
@@ -349,7 +295,7 @@ async fn floor(size: usize) {
     );
 
     let names: Vec<String> = (0..size).map(|i| format!("client-{i:05}")).collect();
-    let cpu_before = own_cpu_seconds();
+    let cpu_before = cpu_seconds(std::process::id());
     let started = Instant::now();
     let (created_tx, created_rx) = futures::channel::mpsc::unbounded();
     let creating = {
@@ -380,7 +326,7 @@ async fn floor(size: usize) {
     });
     let (creation, ()) = tokio::join!(creating, provisioning);
     let all = started.elapsed();
-    let harness_cpu = own_cpu_seconds() - cpu_before;
+    let harness_cpu = cpu_seconds(std::process::id()) - cpu_before;
     #[allow(clippy::cast_precision_loss)]
     let rate = size as f64 / all.as_secs_f64();
     let without = std::env::var("NAUTHERA_FLOOR_WITHOUT").unwrap_or_default();

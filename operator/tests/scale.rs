@@ -19,7 +19,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::cluster::{Operator, PATIENCE, Scenario, cluster, condition};
+use common::cluster::{Operator, PATIENCE, Scenario, cluster, condition, cpu_seconds};
 use common::{Requests, TestProvider};
 use futures::{StreamExt, TryStreamExt, stream};
 use kube::runtime::watcher;
@@ -107,24 +107,6 @@ impl Detail {
             cpu_seconds(pid),
         )
     }
-}
-
-/// The process's CPU time so far (user and system), in seconds.
-fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // After the command name (in parentheses): utime and stime are fields 14 and 15.
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .map(|(_, rest)| rest.split_whitespace().collect())
-        .unwrap_or_default();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    // Clock ticks are 100 a second on Linux.
-    (ticks(11) + ticks(12)) / 100.0
 }
 
 /// The operator's Kubernetes calls by verb, from its metrics.
