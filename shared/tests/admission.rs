@@ -27,6 +27,25 @@ fn only_openid(enforcement: &str) -> AuthPolicy {
     )
 }
 
+/// Whether a violation naming `about` was let through as one the object already had.
+fn kept_as_warning(verdict: &Verdict, about: &str) -> bool {
+    verdict
+        .warnings
+        .iter()
+        .any(|w| w.contains(about) && w.contains("already so before this change"))
+}
+
+/// `client` with one more label: an unrelated edit.
+fn labelled(client: &AuthClient, key: &str, value: &str) -> AuthClient {
+    let mut edited = client.clone();
+    edited
+        .metadata
+        .labels
+        .get_or_insert_default()
+        .insert(key.to_owned(), value.to_owned());
+    edited
+}
+
 fn rules(verdict: &Verdict) -> Vec<&str> {
     verdict.refused.iter().map(|v| v.rule.as_str()).collect()
 }
@@ -86,13 +105,7 @@ fn an_update_is_refused_only_for_what_it_introduces() {
         "email is new: {verdict:?}"
     );
     assert!(verdict.refused[0].message.contains("email"));
-    assert!(
-        verdict
-            .warnings
-            .iter()
-            .any(|w| w.contains("groups") && w.contains("already so before this change")),
-        "{verdict:?}"
-    );
+    assert!(kept_as_warning(&verdict, "groups"), "{verdict:?}");
     let reordered = client(
         "team",
         "app",
@@ -153,21 +166,10 @@ fn an_ungoverned_client_keeping_a_fixed_violation_it_had_only_warns() {
         "",
         "redirectUris: ['http://app.example.com/cb']",
     );
-    let mut relabelled = before.clone();
-    relabelled
-        .metadata
-        .labels
-        .get_or_insert_default()
-        .insert("touched".to_owned(), "yes".to_owned());
+    let relabelled = labelled(&before, "touched", "yes");
     let verdict = judge(Vec::new(), &relabelled, Some(&before));
     assert!(verdict.admitted(), "{verdict:?}");
-    assert!(
-        verdict
-            .warnings
-            .iter()
-            .any(|w| w.contains("redirectUris") && w.contains("already so before this change")),
-        "{verdict:?}"
-    );
+    assert!(kept_as_warning(&verdict, "redirectUris"), "{verdict:?}");
 }
 
 #[test]
@@ -182,11 +184,7 @@ fn a_policy_newly_governing_refuses_even_under_a_rule_already_broken() {
         )
     };
     let before = scoped("openid, groups");
-    let mut now = before.clone();
-    now.metadata
-        .labels
-        .get_or_insert_default()
-        .insert("tier".to_owned(), "strict".to_owned());
+    let now = labelled(&before, "tier", "strict");
     let verdict = judge(vec![only_openid("Enforce"), strict()], &now, Some(&before));
     assert_eq!(rules(&verdict), ["allowedScopes"], "{verdict:?}");
     assert_eq!(
@@ -195,10 +193,7 @@ fn a_policy_newly_governing_refuses_even_under_a_rule_already_broken() {
     );
     assert!(verdict.refused[0].message.contains("groups"));
     assert!(
-        verdict
-            .warnings
-            .iter()
-            .any(|w| w.contains("already so before this change")),
+        kept_as_warning(&verdict, "groups"),
         "narrow's finding is old: {verdict:?}"
     );
 }
