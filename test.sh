@@ -1,9 +1,15 @@
 #!/usr/bin/env bash
-# Every test of the repository, as CI runs it: formatting, lints, then all test suites.
+# Every test of the repository, as CI runs it: formatting, lints, then all test suites,
+# the end-to-end suites and the scale harness (100 clients) against a real Kubernetes.
 # Needs the Rust toolchain, Node.js 20+ and npm (for the real OpenID provider the
-# operator's driver is tested against); as root on Debian it installs Glewlwyd, the
-# second provider, with apt-get.
-# The end-to-end suite against a real cluster runs only when NAUTHERA_E2E_KUBECONFIG is set.
+# operator's driver is tested against) and Go (to build Kubernetes and etcd, cached in
+# ~/.cache/nauthera-testbed); as root on Debian it installs Glewlwyd, the second
+# provider, and openssl with apt-get.
+#
+# The cluster: by default testbed/cluster.sh builds and starts a control plane on
+# loopback (the Kubernetes version of testbed/versions.sh, or NAUTHERA_KUBERNETES_VERSION)
+# and stops it on exit. NAUTHERA_E2E_KUBECONFIG=PATH runs the suites on that cluster
+# instead; NAUTHERA_TESTBED=off (not in CI) runs without one, the suites saying they skip.
 set -euo pipefail
 cd "$(dirname "$0")"
 # One clean build, nothing kept for the next: incremental caches double the disk used.
@@ -30,10 +36,28 @@ if ! command -v glewlwyd >/dev/null || ! command -v sqlite3 >/dev/null; then
   fi
 fi
 
-if [ -z "${NAUTHERA_E2E_KUBECONFIG:-}" ]; then
-  echo "==> NAUTHERA_E2E_KUBECONFIG is not set: the end-to-end suites (operator/tests/e2e*.rs,"
-  echo "    tui/tests/e2e.rs) and the scale benchmarks pass without running (set it to a"
-  echo "    kubeconfig of a real cluster to run them)"
+if [ -z "${NAUTHERA_E2E_KUBECONFIG:-}" ] && [ "${NAUTHERA_TESTBED:-on}" = off ] && [ -z "${CI:-}" ]; then
+  echo "==> NAUTHERA_TESTBED=off: the end-to-end suites (operator/tests/e2e*.rs, tui/tests/e2e.rs)"
+  echo "    and the scale harness pass without running"
+elif [ -z "${NAUTHERA_E2E_KUBECONFIG:-}" ]; then
+  echo "==> a real Kubernetes control plane on loopback (testbed/cluster.sh)"
+  if ! command -v openssl >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends openssl >/dev/null
+  fi
+  testbed="$(mktemp -d "${TMPDIR:-/tmp}/nauthera-testbed.XXXXXX")"
+  trap 'testbed/cluster.sh down "$testbed"; rm -rf "$testbed"' EXIT
+  testbed/cluster.sh up "$testbed"
+  # shellcheck source=/dev/null
+  source "$testbed/env"
+  # Every suite runs here: one that would skip fails instead.
+  if command -v glewlwyd >/dev/null; then export NAUTHERA_E2E_REQUIRED=1; fi
+fi
+if [ -n "${NAUTHERA_E2E_KUBECONFIG:-}" ]; then
+  export NAUTHERA_SCALE_CLIENTS="${NAUTHERA_SCALE_CLIENTS:-100}"
+  export NAUTHERA_SCALE_QUIET="${NAUTHERA_SCALE_QUIET:-20}"
+  export NAUTHERA_FLOOR_CLIENTS="${NAUTHERA_FLOOR_CLIENTS:-100}"
+  echo "==> the end-to-end suites and the scale harness ($NAUTHERA_SCALE_CLIENTS clients) run on"
+  echo "    $NAUTHERA_E2E_KUBECONFIG"
 fi
 
 echo "==> cargo test"

@@ -347,8 +347,8 @@ async fn floor(size: usize) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_api_servers_floor() {
     let Some(sizes) = std::env::var("NAUTHERA_FLOOR_CLIENTS").ok() else {
-        eprintln!(
-            "skipped: set NAUTHERA_FLOOR_CLIENTS=1000 (and NAUTHERA_E2E_KUBECONFIG) to measure the API server's floor"
+        common::skip(
+            "set NAUTHERA_FLOOR_CLIENTS=1000 (and NAUTHERA_E2E_KUBECONFIG) to measure the API server's floor",
         );
         return;
     };

@@ -473,8 +473,8 @@ fn row(f: &Figures) -> String {
 #[tokio::test]
 async fn the_operator_at_scale() {
     let Some(sizes) = std::env::var("NAUTHERA_SCALE_CLIENTS").ok() else {
-        eprintln!(
-            "skipped: set NAUTHERA_SCALE_CLIENTS=100,1000 (and NAUTHERA_E2E_KUBECONFIG) to measure the operator at scale"
+        common::skip(
+            "set NAUTHERA_SCALE_CLIENTS=100,1000 (and NAUTHERA_E2E_KUBECONFIG) to measure the operator at scale",
         );
         return;
     };

@@ -64,8 +64,8 @@ pub fn kubeconfig() -> Option<PathBuf> {
 
 pub async fn cluster() -> Option<Client> {
     let Some(path) = kubeconfig() else {
-        eprintln!(
-            "skipped: set NAUTHERA_E2E_KUBECONFIG to a kubeconfig to run the end-to-end suite against that cluster"
+        super::skip(
+            "set NAUTHERA_E2E_KUBECONFIG to a kubeconfig to run the end-to-end suite against that cluster",
         );
         return None;
     };

@@ -27,8 +27,8 @@ impl Glewlwyd {
             .output()
             .is_ok_and(|output| output.status.success());
         if !installed {
-            eprintln!(
-                "skipped: Glewlwyd is not installed (apt-get install glewlwyd sqlite3; ./test.sh does it as root)"
+            super::skip(
+                "Glewlwyd is not installed (apt-get install glewlwyd sqlite3; ./test.sh does it as root)",
             );
             return None;
         }

@@ -19,13 +19,24 @@ pub const PATIENCE: Duration = Duration::from_secs(120);
 /// The field manager of what the tests write themselves.
 pub const MANAGER: &str = "nauthera-tui-e2e";
 
+/// A suite that cannot run here says so and passes — unless `NAUTHERA_E2E_REQUIRED` is
+/// set (`./test.sh` sets it when it starts a cluster), where a skip would hide a suite
+/// that never ran: then it fails.
+pub fn skip(why: &str) {
+    assert!(
+        std::env::var_os("NAUTHERA_E2E_REQUIRED").is_none_or(|v| v.is_empty() || v == "0"),
+        "not skipped, NAUTHERA_E2E_REQUIRED is set: {why}"
+    );
+    eprintln!("skipped: {why}");
+}
+
 /// The kubeconfig of the cluster to test against, or `None` (and a line saying the test
 /// is skipped) when `NAUTHERA_E2E_KUBECONFIG` is unset.
 pub fn kubeconfig() -> Option<PathBuf> {
     let path = std::env::var_os("NAUTHERA_E2E_KUBECONFIG");
     if path.is_none() {
-        eprintln!(
-            "skipped: set NAUTHERA_E2E_KUBECONFIG to a kubeconfig to run the end-to-end suite against that cluster"
+        skip(
+            "set NAUTHERA_E2E_KUBECONFIG to a kubeconfig to run the end-to-end suite against that cluster",
         );
     }
     path.map(PathBuf::from)
