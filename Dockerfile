@@ -6,6 +6,8 @@ RUN cargo build --release --locked -p nauthera-operator
 
 FROM gcr.io/distroless/cc-debian12:nonroot
 COPY --from=build /src/target/release/nauthera-operator /usr/local/bin/nauthera-operator
-USER nonroot
+# Numeric, so the kubelet can verify deploy/'s runAsNonRoot (a user name it cannot:
+# CreateContainerConfigError). 65532 is distroless's nonroot.
+USER 65532:65532
 ENTRYPOINT ["/usr/local/bin/nauthera-operator"]
 CMD ["run"]

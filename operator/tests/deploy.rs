@@ -262,3 +262,65 @@ fn the_webhook_is_served_behind_the_service_the_configuration_names() {
         assert_eq!(pod_labels.get(&key), Some(&value));
     }
 }
+
+/// The `USER`, `ENTRYPOINT` and `CMD` of the Dockerfile's final stage.
+fn image_settings() -> (String, Vec<String>, Vec<String>) {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../Dockerfile");
+    let text = std::fs::read_to_string(&path).expect("Dockerfile");
+    let last_stage = text.rsplit("\nFROM ").next().unwrap();
+    let instruction = |name: &str| {
+        last_stage
+            .lines()
+            .rev()
+            .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
+            .map_or_else(
+                || panic!("the Dockerfile's last stage has no {name}"),
+                |value| value.trim().to_owned(),
+            )
+    };
+    let exec_form = |value: String| -> Vec<String> {
+        serde_json::from_str(&value)
+            .unwrap_or_else(|error| panic!("{value} is not exec form ({error})"))
+    };
+    (
+        instruction("USER"),
+        exec_form(instruction("ENTRYPOINT")),
+        exec_form(instruction("CMD")),
+    )
+}
+
+#[test]
+fn the_image_runs_as_the_numeric_non_root_user_the_deployment_requires() {
+    let (user, entrypoint, cmd) = image_settings();
+    let (uid, gid) = user.split_once(':').unwrap_or((&user, &user));
+    let uid: i64 = uid.parse().unwrap_or_else(|_| {
+        panic!("USER {user}: runAsNonRoot can only be verified for a numeric user")
+    });
+    assert!(gid.parse::<i64>().is_ok(), "USER {user}: a numeric group");
+    assert_ne!(uid, 0, "USER {user} is root");
+
+    let deployment: Deployment = one("Deployment");
+    let pod = deployment.spec.unwrap().template.spec.unwrap();
+    let context = pod.security_context.unwrap_or_default();
+    assert_eq!(context.run_as_non_root, Some(true));
+    let container = &pod.containers[0];
+    let container_context = container.security_context.clone().unwrap_or_default();
+    for run_as in [context.run_as_user, container_context.run_as_user]
+        .into_iter()
+        .flatten()
+    {
+        assert_eq!(run_as, uid, "runAsUser and the image's USER agree");
+    }
+    // Kubernetes' `args` replace the image's CMD, not its ENTRYPOINT.
+    assert_eq!(container.command, None, "the image's ENTRYPOINT is used");
+    assert_eq!(entrypoint, ["/usr/local/bin/nauthera-operator"]);
+    assert_eq!(cmd, ["run"]);
+    assert_eq!(
+        container
+            .args
+            .as_ref()
+            .and_then(|args| args.first())
+            .map(String::as_str),
+        Some("run")
+    );
+}
