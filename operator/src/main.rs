@@ -178,9 +178,44 @@ enum LogFormat {
     Json,
 }
 
-fn main() -> Result<()> {
-    color_eyre::install()?;
-    match Cli::parse().command {
+/// A fatal error ends the process with status 1 and one plain line: `kubectl logs` is not a
+/// terminal, so there are no colours and no backtrace section there (a terminal gets
+/// color-eyre's report).
+fn main() -> std::process::ExitCode {
+    let terminal = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    if terminal {
+        let _ = color_eyre::install();
+    }
+    match run(Cli::parse()) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) if terminal => {
+            eprintln!("Error: {error:?}");
+            std::process::ExitCode::FAILURE
+        }
+        Err(error) => {
+            let sentence = one_line(&error);
+            if tracing::dispatcher::has_been_set() {
+                // In the log's own format (a JSON line with --log-format json).
+                tracing::error!(error = %sentence, "nauthera-operator stopped");
+            } else {
+                eprintln!("nauthera-operator: {sentence}");
+            }
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// An error and its causes as one sentence: `outer: inner: innermost`.
+fn one_line(error: &color_eyre::eyre::Report) -> String {
+    error
+        .chain()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(": ")
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.command {
         Command::Run {
             namespace,
             context,

@@ -208,6 +208,35 @@ async fn without_its_namespace_the_operator_stops_at_once_and_says_why() {
         log.contains("\"nauthera-nowhere\" does not exist"),
         "the reason is said: {log}"
     );
+    // `kubectl logs` is no terminal: one plain line, no colours, no backtrace section.
+    let last = log.lines().last().unwrap_or_default();
+    assert!(
+        last.contains("\"nauthera-nowhere\" does not exist"),
+        "the last line says why: {log}"
+    );
+    assert!(
+        !log.contains('\x1b') && !log.contains("BACKTRACE") && !log.contains("Location:"),
+        "plain text only: {log}"
+    );
+    // As deploy/ runs it: the same sentence as one JSON line.
+    let mut operator =
+        scenario.spawn_operator(&["--namespace", "nauthera-nowhere", "--log-format", "json"]);
+    let status = within(Duration::from_secs(30), "the operator to exit", || {
+        let exited = operator.child.try_wait().ok().flatten();
+        async move { exited }
+    })
+    .await;
+    assert!(!status.success());
+    let log = std::fs::read_to_string(&operator.log).unwrap();
+    let last: serde_json::Value = serde_json::from_str(log.lines().last().unwrap_or_default())
+        .unwrap_or_else(|error| panic!("the last line is JSON ({error}): {log}"));
+    assert_eq!(last["level"], "ERROR", "{last}");
+    assert!(
+        last["fields"]["error"]
+            .as_str()
+            .is_some_and(|error| error.contains("\"nauthera-nowhere\" does not exist")),
+        "{last}"
+    );
     assert!(scenario.provider.clients().await.is_empty());
     scenario.start_operator(&[]);
     scenario.finish().await;
