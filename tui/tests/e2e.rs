@@ -193,7 +193,11 @@ fn the_dashboard_edits_a_policy_on_a_real_cluster_and_it_reads_back_as_edited() 
     terminal.wait_for("accessTokenTTL 15m → 5m");
 
     terminal.send("\x13");
-    terminal.wait_for("guarded by resourceVersion");
+    // The dialog wraps its sentences where the context's name puts the line ends: wait
+    // for single words and the keys' line, which never wrap.
+    terminal.wait_for("Confirm");
+    terminal.wait_for("resourceVersion");
+    terminal.wait_for("y commit · any other key cancels");
     terminal.send("y");
     terminal.wait_for("read back, the cluster holds exactly your text");
 

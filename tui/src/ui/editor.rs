@@ -193,6 +193,9 @@ fn status_line(editor: &Editor, theme: Theme) -> Line<'static> {
     }
 }
 
+/// The confirmation dialog's width, in columns, where the screen has them.
+const CONFIRM_WIDTH: u16 = 70;
+
 fn confirm_commit(frame: &mut Frame, area: Rect, editor: &Editor, theme: Theme) {
     let summary = editor
         .preview
@@ -238,16 +241,18 @@ fn confirm_commit(frame: &mut Frame, area: Rect, editor: &Editor, theme: Theme) 
         "y commit · any other key cancels",
         theme.key(),
     )));
-    let popup = centered(area, 70, u16::try_from(lines.len() + 4).unwrap_or(u16::MAX));
-    frame.render_widget(Clear, popup);
-    frame.render_widget(
-        Paragraph::new(lines).wrap(Wrap { trim: false }).block(
-            Block::bordered()
-                .title(" Confirm ")
-                .border_style(theme.emphasis()),
-        ),
-        popup,
+    let paragraph = Paragraph::new(lines).wrap(Wrap { trim: false }).block(
+        Block::bordered()
+            .title(" Confirm ")
+            .border_style(theme.emphasis()),
     );
+    // As tall as the text once wrapped (a context's or a file's name can be long), so the
+    // keys at the bottom always show.
+    let width = CONFIRM_WIDTH.min(area.width);
+    let height = paragraph.line_count(width.saturating_sub(2)) + 2;
+    let popup = centered(area, width, u16::try_from(height).unwrap_or(u16::MAX));
+    frame.render_widget(Clear, popup);
+    frame.render_widget(paragraph, popup);
 }
 
 /// The file's folder and name: enough to know it, short enough for a title.
