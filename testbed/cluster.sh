@@ -3,10 +3,12 @@
 # module and go.etcd.io/etcd/server/v3, started on this machine and stopped again.
 #
 #   testbed/cluster.sh build           build (or find cached) etcd, kube-apiserver,
-#                                      kube-controller-manager and kubectl; print their folder
+#                                      kube-controller-manager, kubectl and helm; print
+#                                      their folders
+#   testbed/cluster.sh build-node      the same for a node's kubelet and kube-proxy
 #   testbed/cluster.sh up DIR          start etcd, the API server and the controller-manager,
 #                                      state and logs in DIR; DIR/kubeconfig is cluster-admin,
-#                                      DIR/env exports NAUTHERA_E2E_KUBECONFIG and _KUBECTL
+#                                      DIR/env exports NAUTHERA_E2E_KUBECONFIG, _KUBECTL, _HELM
 #   testbed/cluster.sh down DIR        stop what `up DIR` started; leaves nothing running
 #
 # The version is testbed/versions.sh's; NAUTHERA_KUBERNETES_VERSION=1.34.4 picks another.
@@ -21,6 +23,7 @@ source "$here/versions.sh"
 cache="${NAUTHERA_TESTBED_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/nauthera-testbed}"
 kube_dir="$cache/kubernetes-v$KUBERNETES_VERSION"
 etcd_dir="$cache/etcd-v$ETCD_VERSION"
+helm_dir="$cache/helm-v$HELM_VERSION"
 address="${NAUTHERA_TESTBED_ADDRESS:-127.0.0.1}"
 control_plane=(kube-apiserver kube-controller-manager kubectl)
 
@@ -93,7 +96,21 @@ build_etcd() {
   (cd "$module" && go build -trimpath -ldflags=-s -o "$etcd_dir/bin/etcd" go.etcd.io/etcd/server/v3)
 }
 
+build_helm() {
+  [ -x "$helm_dir/bin/helm" ] && return
+  need_go
+  say "building helm v$HELM_VERSION from helm.sh/helm/v4 (a minute or two, once)"
+  local module="$helm_dir/module"
+  mkdir -p "$module" "$helm_dir/bin"
+  [ -f "$module/go.mod" ] || (cd "$module" && go mod init nauthera.io/testbed/helm >/dev/null 2>&1)
+  (cd "$module" && go get -tool "helm.sh/helm/v4/cmd/helm@v$HELM_VERSION" >/dev/null 2>&1) ||
+    (cd "$module" && go get -tool "helm.sh/helm/v4/cmd/helm@v$HELM_VERSION")
+  (cd "$module" && go build -trimpath -ldflags="-s -X helm.sh/helm/v4/internal/version.version=v$HELM_VERSION" \
+    -o "$helm_dir/bin/helm" helm.sh/helm/v4/cmd/helm)
+}
+
 build() {
+  build_helm
   build_etcd
   build_kubernetes "${control_plane[@]}"
 }
@@ -227,6 +244,7 @@ up() {
   cat >"$dir/env" <<ENV
 export NAUTHERA_E2E_KUBECONFIG="$dir/kubeconfig"
 export NAUTHERA_E2E_KUBECTL="$kube/kubectl"
+export NAUTHERA_E2E_HELM="$helm_dir/bin/helm"
 ENV
   trap - EXIT
   say "Kubernetes v$KUBERNETES_VERSION at $server, up in $((SECONDS - started)) s (logs: $dir/logs)"
@@ -246,7 +264,8 @@ down() {
 }
 
 case "${1:-}" in
-  build) build; echo "$kube_dir/bin $etcd_dir/bin" ;;
+  build) build; echo "$kube_dir/bin $etcd_dir/bin $helm_dir/bin" ;;
+  build-node) build_kubernetes kubelet kube-proxy; echo "$kube_dir/bin" ;;
   up) up "${2:-}" ;;
   down) down "${2:-}" ;;
   *) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;

@@ -3,3 +3,4 @@
 KUBERNETES_VERSION="${NAUTHERA_KUBERNETES_VERSION:-1.37.2}"   # CI's: the newest tested
 KUBERNETES_OLDEST="1.34.4"                                     # the oldest tested (README)
 ETCD_VERSION="3.7.3"                                           # go.etcd.io/etcd/server/v3
+HELM_VERSION="4.3.2"                                           # helm.sh/helm/v4

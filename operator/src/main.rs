@@ -82,9 +82,11 @@ enum Command {
     ///
     /// Install them with: nauthera-operator crds | kubectl apply --server-side -f -
     Crds {
-        /// Write `<plural>.auth.nauthera.io.yaml` files into this folder instead of printing.
+        /// Write `<plural>.auth.nauthera.io.yaml` files into this folder instead of
+        /// printing; given more than once, into each (the repository keeps them in
+        /// `crds` and in the Helm chart's `charts/nauthera-operator/files/crds`).
         #[arg(long, value_name = "DIR")]
-        dir: Option<PathBuf>,
+        dir: Vec<PathBuf>,
     },
 }
 
@@ -276,15 +278,19 @@ fn run(cli: Cli) -> Result<()> {
             runtime.shutdown_timeout(Duration::from_secs(1));
             result?;
         }
-        Command::Crds { dir: None } => print!("{}", nauthera_shared::crds::crds_yaml()),
-        Command::Crds { dir: Some(dir) } => {
-            std::fs::create_dir_all(&dir)
-                .wrap_err_with(|| format!("cannot create {}", dir.display()))?;
-            for (name, yaml) in nauthera_shared::crds::crd_files() {
-                let path = dir.join(name);
-                std::fs::write(&path, yaml)
-                    .wrap_err_with(|| format!("cannot write {}", path.display()))?;
-                eprintln!("wrote {}", path.display());
+        Command::Crds { dir } if dir.is_empty() => {
+            print!("{}", nauthera_shared::crds::crds_yaml());
+        }
+        Command::Crds { dir } => {
+            for dir in dir {
+                std::fs::create_dir_all(&dir)
+                    .wrap_err_with(|| format!("cannot create {}", dir.display()))?;
+                for (name, yaml) in nauthera_shared::crds::crd_files() {
+                    let path = dir.join(name);
+                    std::fs::write(&path, yaml)
+                        .wrap_err_with(|| format!("cannot write {}", path.display()))?;
+                    eprintln!("wrote {}", path.display());
+                }
             }
         }
     }

@@ -4,35 +4,44 @@ use std::path::PathBuf;
 
 use nauthera_shared::crds::crd_files;
 
-fn crds_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../crds")
+/// Where the repository keeps the generated CRDs: `crds/`, and the Helm chart's copy.
+fn crd_dirs() -> [PathBuf; 2] {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    [
+        root.join("crds"),
+        root.join("charts/nauthera-operator/files/crds"),
+    ]
 }
 
 #[test]
-fn crds_folder_is_up_to_date() {
-    for (name, expected) in crd_files() {
-        let path = crds_dir().join(name);
-        let actual = std::fs::read_to_string(&path).unwrap_or_default();
-        assert!(
-            actual == expected,
-            "{} is stale or missing: run `cargo run -p nauthera-operator -- crds --dir crds` and commit the result",
-            path.display()
+fn crds_folders_are_up_to_date() {
+    for dir in crd_dirs() {
+        for (name, expected) in crd_files() {
+            let path = dir.join(name);
+            let actual = std::fs::read_to_string(&path).unwrap_or_default();
+            assert!(
+                actual == expected,
+                "{} is stale or missing: run `cargo run -p nauthera-operator -- crds --dir crds --dir charts/nauthera-operator/files/crds` and commit the result",
+                path.display()
+            );
+        }
+        let mut on_disk: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap_or_else(|error| panic!("{}: {error}", dir.display()))
+            .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        on_disk.sort();
+        let mut generated: Vec<String> = crd_files()
+            .into_iter()
+            .map(|(name, _)| name.to_owned())
+            .collect();
+        generated.sort();
+        assert_eq!(
+            on_disk,
+            generated,
+            "{} holds files the generator does not write",
+            dir.display()
         );
     }
-    let mut on_disk: Vec<String> = std::fs::read_dir(crds_dir())
-        .expect("crds/ exists")
-        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    on_disk.sort();
-    let mut generated: Vec<String> = crd_files()
-        .into_iter()
-        .map(|(name, _)| name.to_owned())
-        .collect();
-    generated.sort();
-    assert_eq!(
-        on_disk, generated,
-        "crds/ holds files the generator does not write"
-    );
 }
 
 /// Walks a schema and collects the paths of properties without a description.
