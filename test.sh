@@ -46,7 +46,9 @@ elif [ -z "${NAUTHERA_E2E_KUBECONFIG:-}" ]; then
   fi
   testbed="$(mktemp -d "${TMPDIR:-/tmp}/nauthera-testbed.XXXXXX")"
   trap 'testbed/cluster.sh down "$testbed"; rm -rf "$testbed"' EXIT
+  started=$SECONDS
   testbed/cluster.sh up "$testbed"
+  echo "    the control plane took $((SECONDS - started)) s to build (if not cached) and start"
   # shellcheck source=/dev/null
   source "$testbed/env"
   # Every suite runs here: one that would skip fails instead.
@@ -61,4 +63,10 @@ if [ -n "${NAUTHERA_E2E_KUBECONFIG:-}" ]; then
 fi
 
 echo "==> cargo test"
+started=$SECONDS
 cargo test --workspace --locked
+echo "==> every suite passed in $((SECONDS - started)) s"
+if [ -n "${NAUTHERA_E2E_KUBECONFIG:-}" ] && [ -f target/scale-report.md ]; then
+  echo "==> the scale harness on this run's cluster (target/scale-report.md):"
+  cat target/scale-report.md
+fi
