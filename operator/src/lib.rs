@@ -18,6 +18,7 @@ pub mod secrets;
 pub mod status;
 pub mod summaries;
 pub mod template_keys;
+pub mod uninstall;
 pub mod watch;
 pub mod webhook;
 

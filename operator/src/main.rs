@@ -78,6 +78,36 @@ enum Command {
         #[command(flatten)]
         webhook: Box<WebhookArgs>,
     },
+    /// Before uninstalling: stop the operator and release every AuthClient, so none is
+    /// left behind a finalizer no operator will remove.
+    ///
+    /// Scales the operator's Deployment to 0 and waits until its pods are gone (one still
+    /// running would put the finalizers back), then takes the operator's finalizer off
+    /// every AuthClient (with a Warning event each) and off every registration record.
+    /// Registrations stay at their providers and credentials Secrets in place: apps keep
+    /// working. The records stay too, so an operator installed again in the same
+    /// namespace manages every registration on. The Helm chart runs this before
+    /// `helm uninstall` deletes anything.
+    #[command(
+        after_help = "Examples:\n  nauthera-operator release                     the operator of deploy/ (nauthera-system)\n  nauthera-operator release -n auth --deployment auth-nauthera-operator\n\nThen: kubectl delete -f deploy/operator.yaml. To delete the registrations instead,\ndelete the AuthClients while the operator runs: kubectl delete authclients -A --all"
+    )]
+    Release {
+        /// The operator's namespace (its Deployment and registration records).
+        #[arg(long, short, env = "POD_NAMESPACE", default_value = "nauthera-system")]
+        namespace: String,
+        /// The operator's Deployment in --namespace; none there: none to stop.
+        #[arg(long, default_value = "nauthera-operator")]
+        deployment: String,
+        /// The kubeconfig context to use out of cluster.
+        #[arg(long)]
+        context: Option<String>,
+        /// How long to wait for the operator's pods to go.
+        #[arg(long, default_value = "2m", value_parser = seconds)]
+        timeout: Duration,
+        /// Log format.
+        #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+        log_format: LogFormat,
+    },
     /// Print the CustomResourceDefinitions, or write one file per kind with --dir.
     ///
     /// Install them with: nauthera-operator crds | kubectl apply --server-side -f -
@@ -232,15 +262,7 @@ fn run(cli: Cli) -> Result<()> {
             journal_dir,
             webhook,
         } => {
-            let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,kube=warn".into());
-            let logs = tracing_subscriber::fmt()
-                .with_env_filter(filter)
-                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()));
-            match log_format {
-                LogFormat::Text => logs.init(),
-                LogFormat::Json => logs.json().init(),
-            }
+            init_logs(log_format);
             let identity = identity.unwrap_or_else(default_identity);
             let lease = (!no_leader_election)
                 .then(|| LeaseSettings::new(lease_name, namespace.clone(), identity.clone()));
@@ -258,25 +280,33 @@ fn run(cli: Cli) -> Result<()> {
             };
             let runtime = tokio::runtime::Runtime::new()?;
             let result = runtime.block_on(async {
-                let options_kube = kube::config::KubeConfigOptions {
-                    context,
-                    ..Default::default()
-                };
-                let config = match kube::Config::from_kubeconfig(&options_kube).await {
-                    Ok(config) => config,
-                    Err(kubeconfig) => kube::Config::incluster().wrap_err_with(|| {
-                        format!("no kubeconfig ({kubeconfig}) and not in a pod")
-                    })?,
-                };
-                let client = kube::client::ClientBuilder::try_from(config)?
-                    .with_layer(&nauthera_operator::metrics::CountKubeCalls)
-                    .build();
+                let client = kube_client(context).await?;
                 tracing::info!(%namespace, %listen, %identity, "nauthera-operator starting");
                 nauthera_operator::controller::run(client, options).await
             });
             // Abandoned reconciles must not hold the process open.
             runtime.shutdown_timeout(Duration::from_secs(1));
             result?;
+        }
+        Command::Release {
+            namespace,
+            deployment,
+            context,
+            timeout,
+            log_format,
+        } => {
+            init_logs(log_format);
+            let runtime = tokio::runtime::Runtime::new()?;
+            let released = runtime.block_on(async {
+                let client = kube_client(context).await?;
+                nauthera_operator::uninstall::release(&client, &namespace, &deployment, timeout)
+                    .await
+            })?;
+            tracing::info!(
+                clients = released.clients,
+                records = released.records,
+                "released: no AuthClient or record waits for an operator any more; registrations and credentials Secrets are unchanged"
+            );
         }
         Command::Crds { dir } if dir.is_empty() => {
             print!("{}", nauthera_shared::crds::crds_yaml());
@@ -295,6 +325,34 @@ fn run(cli: Cli) -> Result<()> {
         }
     }
     Ok(())
+}
+
+fn init_logs(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| "info,kube=warn".into());
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()));
+    match format {
+        LogFormat::Text => logs.init(),
+        LogFormat::Json => logs.json().init(),
+    }
+}
+
+/// The kubeconfig's (current or `context`) cluster, else the pod's service account.
+async fn kube_client(context: Option<String>) -> Result<kube::Client> {
+    let options = kube::config::KubeConfigOptions {
+        context,
+        ..Default::default()
+    };
+    let config = match kube::Config::from_kubeconfig(&options).await {
+        Ok(config) => config,
+        Err(kubeconfig) => kube::Config::incluster()
+            .wrap_err_with(|| format!("no kubeconfig ({kubeconfig}) and not in a pod"))?,
+    };
+    Ok(kube::client::ClientBuilder::try_from(config)?
+        .with_layer(&nauthera_operator::metrics::CountKubeCalls)
+        .build())
 }
 
 fn default_identity() -> String {
