@@ -122,6 +122,32 @@ fn the_leader_lease_is_granted_in_the_operators_namespace_only() {
     );
 }
 
+/// `nauthera-operator release` scales the operator's own Deployment to 0 and waits for
+/// its pods: granted in its namespace, on that Deployment only.
+#[test]
+fn release_may_stop_the_operators_own_deployment_only() {
+    let role: Role = one("Role");
+    let rules = role.rules.unwrap_or_default();
+    let deployment: Deployment = one("Deployment");
+    let name = deployment.metadata.name.unwrap();
+    for verb in ["get", "patch"] {
+        assert!(
+            rules.iter().any(|rule| {
+                rule.api_groups.iter().flatten().any(|g| g == "apps")
+                    && rule.resources.iter().flatten().any(|r| r == "deployments")
+                    && rule.verbs.iter().any(|v| v == verb)
+                    && rule.resource_names.as_deref() == Some(std::slice::from_ref(&name))
+            }),
+            "{verb} deployments/{name}, by name only"
+        );
+    }
+    assert!(grants(&rules, "", "pods", "list"));
+    let cluster_role: ClusterRole = one("ClusterRole");
+    let cluster_rules = cluster_role.rules.unwrap_or_default();
+    assert!(!grants(&cluster_rules, "apps", "deployments", "patch"));
+    assert!(!grants(&cluster_rules, "", "pods", "list"));
+}
+
 #[test]
 fn one_replica_runs_the_operator_with_probes_on_its_endpoints() {
     let deployment: Deployment = one("Deployment");

@@ -134,7 +134,7 @@ fn rendered_with_its_defaults_the_chart_is_deploy_operator_yaml() {
         .collect();
     let rendered: BTreeMap<_, _> = render(&helm, "nauthera-operator", &[])
         .into_iter()
-        .filter(|object| object["kind"] != "CustomResourceDefinition")
+        .filter(|object| object["kind"] != "CustomResourceDefinition" && !is_hook(object))
         .map(|object| (key(&object), without_helm_labels(object)))
         .collect();
     assert_eq!(
@@ -145,6 +145,52 @@ fn rendered_with_its_defaults_the_chart_is_deploy_operator_yaml() {
     for (key, object) in &expected {
         assert_eq!(&rendered[key], object, "{key:?} differs from deploy/");
     }
+}
+
+fn is_hook(object: &Value) -> bool {
+    object["metadata"]["annotations"]["helm.sh/hook"].is_string()
+}
+
+/// Before anything is deleted, a Job runs `nauthera-operator release` for this
+/// release's Deployment, as the operator's service account, from the operator's image.
+#[test]
+fn uninstalling_first_releases_every_authclient() {
+    let Some(helm) = helm() else { return };
+    let objects = render(&helm, "nauthera-operator", &[]);
+    let hooks: Vec<&Value> = objects.iter().filter(|o| is_hook(o)).collect();
+    assert_eq!(hooks.len(), 1, "one hook: {hooks:?}");
+    let job = hooks[0];
+    assert_eq!(job["kind"], "Job");
+    assert_eq!(job["metadata"]["annotations"]["helm.sh/hook"], "pre-delete");
+    let pod = &job["spec"]["template"]["spec"];
+    assert_eq!(pod["serviceAccountName"], "nauthera-operator");
+    let deployment = objects.iter().find(|o| o["kind"] == "Deployment").unwrap();
+    let operator = &deployment["spec"]["template"]["spec"];
+    assert_eq!(
+        pod["containers"][0]["image"],
+        operator["containers"][0]["image"]
+    );
+    assert_eq!(pod["securityContext"], operator["securityContext"]);
+    let args: Vec<&str> = pod["containers"][0]["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|arg| arg.as_str().unwrap())
+        .collect();
+    assert_eq!(args[..3], ["release", "--deployment", "nauthera-operator"]);
+    // The pods it waits for are the Deployment's, not its own.
+    let selector = &deployment["spec"]["selector"]["matchLabels"];
+    let own = &job["spec"]["template"]["metadata"]["labels"];
+    assert_ne!(
+        own["app.kubernetes.io/name"],
+        selector["app.kubernetes.io/name"]
+    );
+    let without = render(
+        &helm,
+        "nauthera-operator",
+        &["--set", "releaseOnUninstall=false"],
+    );
+    assert!(without.iter().all(|object| !is_hook(object)));
 }
 
 #[test]
@@ -392,10 +438,12 @@ async fn installs_upgrades_and_uninstalls_on_a_real_api_server() {
         .unwrap();
     assert_eq!(flag(&args, "--resync"), Some("1m"), "{args:?}");
 
+    // No node runs the release Job on a bare control plane (the in-cluster tier does):
+    // without hooks here.
     let (uninstalled, output) = helm_on(
         &helm,
         &kubeconfig,
-        &["uninstall", &release, "-n", &namespace],
+        &["uninstall", &release, "-n", &namespace, "--no-hooks"],
     );
     assert!(uninstalled, "helm uninstall: {output}");
     assert!(
