@@ -411,6 +411,37 @@ async fn run(size: usize, quiet: Duration) -> Figures {
     figures
 }
 
+/// What the figures must say on any machine, however fast: one registration per client,
+/// the TTL change one update per client and no new registration, and nothing written,
+/// to the provider or to Kubernetes, while nothing changes.
+fn holds_at_any_speed(f: &Figures) {
+    let n = f.clients as u64;
+    assert_eq!(
+        (
+            f.create_provider.post,
+            f.create_provider.put,
+            f.create_provider.delete
+        ),
+        (n, 0, 0),
+        "creating {n} clients: one registration each"
+    );
+    assert_eq!(
+        (
+            f.ttl_provider.post,
+            f.ttl_provider.put,
+            f.ttl_provider.delete
+        ),
+        (0, n + 1, 0),
+        "the TTL change: one update per client ({n} and one more)"
+    );
+    assert_eq!(f.quiet_provider.writes(), 0, "provider writes while quiet");
+    assert!(
+        f.quiet_kube.writes() < 0.5,
+        "Kubernetes writes while quiet: {}",
+        f.quiet_kube.writes()
+    );
+}
+
 /// What the table leaves out: where the creation went, and the quiet window's reads
 /// (the resync's, spread over it: about N per resync interval, 5m here).
 fn print_details(figures: &Figures) {
@@ -498,7 +529,9 @@ async fn the_operator_at_scale() {
         report.push_str(&row(&f));
         report.push('\n');
         println!("{report}");
+        let target =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/scale-report.md");
+        let _ = std::fs::write(target, &report);
+        holds_at_any_speed(&f);
     }
-    let target = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/scale-report.md");
-    let _ = std::fs::write(target, &report);
 }
