@@ -78,30 +78,36 @@ enum Command {
         #[command(flatten)]
         webhook: Box<WebhookArgs>,
     },
-    /// Before uninstalling: stop the operator and release every AuthClient, so none is
+    /// Before uninstalling: stop the operator and release its AuthClients, so none is
     /// left behind a finalizer no operator will remove.
     ///
-    /// Scales the operator's Deployment to 0 and waits until its pods are gone (one still
-    /// running would put the finalizers back), then takes the operator's finalizer off
-    /// every AuthClient (with a Warning event each) and off every registration record.
-    /// Registrations stay at their providers and credentials Secrets in place: apps keep
-    /// working. The records stay too, so an operator installed again in the same
-    /// namespace manages every registration on. The Helm chart runs this before
-    /// `helm uninstall` deletes anything.
+    /// Scales the operator's Deployment to 0 and takes its leader Lease once the running
+    /// instance lets it go (one still leading would put the finalizers back; if the Lease
+    /// stays held, the Deployment is scaled back and nothing changes). Then it takes the
+    /// operator's finalizer off its AuthClients (with a Warning event each) and its
+    /// registration records. Registrations stay at their providers and credentials
+    /// Secrets in place: apps keep working. The records stay too, so an operator
+    /// installed again in the same namespace manages every registration on. The Helm
+    /// chart runs this before `helm uninstall` deletes anything.
     #[command(
-        after_help = "Examples:\n  nauthera-operator release                     the operator of deploy/ (nauthera-system)\n  nauthera-operator release -n auth --deployment auth-nauthera-operator\n\nThen: kubectl delete -f deploy/operator.yaml. To delete the registrations instead,\ndelete the AuthClients while the operator runs: kubectl delete authclients -A --all"
+        after_help = "Examples:\n  nauthera-operator release                     the operator of deploy/ (nauthera-system)\n  nauthera-operator release -n auth --deployment auth-nauthera-operator --lease-name auth-nauthera-operator\n\nThen remove the operator but keep its namespace (the records), e.g.\n  kubectl -n nauthera-system delete deployment,service,serviceaccount,role,rolebinding -l app.kubernetes.io/name=nauthera-operator\n  kubectl delete clusterrole,clusterrolebinding -l app.kubernetes.io/name=nauthera-operator\n(kubectl delete -f deploy/operator.yaml deletes the namespace too: a later install then\nreports each client's registration as RegistrationRecordLost, credentials still working.)\nTo delete the registrations instead, delete the AuthClients while the operator runs."
     )]
     Release {
         /// The operator's namespace (its Deployment and registration records).
         #[arg(long, short, env = "POD_NAMESPACE", default_value = "nauthera-system")]
         namespace: String,
-        /// The operator's Deployment in --namespace; none there: none to stop.
+        /// The operator's Deployment in --namespace, scaled to 0 (none there: none to scale).
         #[arg(long, default_value = "nauthera-operator")]
         deployment: String,
+        /// The operator's leader Lease in --namespace: taken, once its holder lets it go,
+        /// and held while releasing, so no instance reconciles meanwhile.
+        #[arg(long, default_value = "nauthera-operator")]
+        lease_name: String,
         /// The kubeconfig context to use out of cluster.
         #[arg(long)]
         context: Option<String>,
-        /// How long to wait for the operator's pods to go.
+        /// How long to wait for the Lease (else the Deployment is scaled back and nothing
+        /// is released).
         #[arg(long, default_value = "2m", value_parser = seconds)]
         timeout: Duration,
         /// Log format.
@@ -291,6 +297,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Release {
             namespace,
             deployment,
+            lease_name,
             context,
             timeout,
             log_format,
@@ -299,8 +306,14 @@ fn run(cli: Cli) -> Result<()> {
             let runtime = tokio::runtime::Runtime::new()?;
             let released = runtime.block_on(async {
                 let client = kube_client(context).await?;
-                nauthera_operator::uninstall::release(&client, &namespace, &deployment, timeout)
-                    .await
+                nauthera_operator::uninstall::release(
+                    &client,
+                    &namespace,
+                    &deployment,
+                    &lease_name,
+                    timeout,
+                )
+                .await
             })?;
             tracing::info!(
                 clients = released.clients,

@@ -3,28 +3,36 @@
 //!
 //! Every AuthClient carries the operator's finalizer so that deleting it deletes its
 //! registration. With no operator left, that finalizer would hold every AuthClient — and
-//! the namespaces of their teams — in deletion forever. So, once no operator runs (the
-//! Deployment is scaled to zero and its pods are gone, else one would put the finalizers
-//! back), `release` takes the finalizer off every AuthClient and off every registration
-//! record. Nothing else changes: registrations stay at their providers and credentials
-//! Secrets where they are, so every application keeps working; each client gets a
-//! Warning event saying so. The records stay in the operator's namespace: an operator
-//! installed again there finds them and manages every registration on as before (its
-//! first reconcile puts the finalizers back). A client deleted meanwhile leaves its
-//! registration at the provider, named in its event.
+//! the namespaces of their teams — in deletion forever. So, once no operator reconciles
+//! (its Deployment scaled to zero and its leader Lease taken by `release` itself, so no
+//! instance anywhere leads meanwhile; one that did would put the finalizers back),
+//! `release` takes the finalizer off this operator's AuthClients and records. Nothing else
+//! changes: registrations stay at their providers and credentials Secrets where they are,
+//! so every application keeps working; each client gets a Warning event saying so. The
+//! records stay in the operator's namespace: an operator installed again there finds them
+//! and manages every registration on (its first reconcile puts the finalizers back).
+//!
+//! "This operator's": clients whose record is in its namespace, and clients with the
+//! finalizer and no record anywhere (never registered: refused, withheld). A client
+//! recorded by an operator in another namespace is left to that one.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{Pod, Secret};
+use k8s_openapi::api::core::v1::Secret;
 use kube::api::{ListParams, Patch, PatchParams};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::{Api, Client, Resource, ResourceExt};
 use nauthera_shared::resources::AuthClient;
 
+use crate::leader::{Elector, LeaseSettings};
 use crate::reconcile::FINALIZER;
 use crate::secrets::{MANAGED_BY, RECORD_FINALIZER};
+
+/// Registration records are named `nauthera-registration-<client UID>`.
+const RECORD_PREFIX: &str = "nauthera-registration-";
 
 /// What was let go.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -36,81 +44,120 @@ pub struct Released {
 /// How many finalizers are taken off at once.
 const AT_ONCE: usize = 16;
 
-/// Scales the operator's Deployment (if there is one) to zero, waits until its pods are
-/// gone, then releases every AuthClient and record.
+/// Stops the operator (its Deployment, if there is one, scaled to zero; its Lease taken
+/// once whichever instance holds it lets it go), then releases this operator's
+/// AuthClients and records. If the Lease cannot be had within `patience`, the Deployment
+/// is scaled back and nothing is released.
 pub async fn release(
     client: &Client,
     namespace: &str,
     deployment: &str,
+    lease: &str,
     patience: Duration,
 ) -> color_eyre::Result<Released> {
-    stop_operator(client, namespace, deployment, patience).await?;
-    let clients = release_clients(client).await?;
-    let records = release_records(client, namespace).await?;
-    Ok(Released { clients, records })
+    let scaled_from = scale_to_zero(client, namespace, deployment).await?;
+    let identity = format!("nauthera-operator-release-{}", std::process::id());
+    let elector = Elector::new(
+        client.clone(),
+        LeaseSettings::new(lease.to_owned(), namespace.to_owned(), identity),
+    );
+    let Ok(held) = tokio::time::timeout(patience, elector.acquire()).await else {
+        if let Some(replicas) = scaled_from {
+            scale(client, namespace, deployment, replicas).await?;
+        }
+        return Err(color_eyre::eyre::eyre!(
+            "Lease {namespace}/{lease} is still held after {patience:?}: an operator other than Deployment {namespace}/{deployment} runs, or one that cannot stop; nothing was released{}",
+            if scaled_from.is_some() {
+                ", and the Deployment is scaled back"
+            } else {
+                ""
+            }
+        ));
+    };
+    tracing::info!(%namespace, %lease, "holding the operator's Lease: no instance leads while releasing");
+    let elector = std::sync::Arc::new(elector);
+    let holding = tokio::spawn({
+        let elector = std::sync::Arc::clone(&elector);
+        async move { elector.hold(held).await }
+    });
+    let released = async {
+        let clients = release_clients(client, namespace).await?;
+        let records = release_records(client, namespace).await?;
+        color_eyre::Result::<Released>::Ok(Released { clients, records })
+    }
+    .await;
+    holding.abort();
+    elector.release().await;
+    released
 }
 
-async fn stop_operator(
+/// Scales the Deployment to zero, if it exists: its former replicas, when it ran any.
+async fn scale_to_zero(
     client: &Client,
     namespace: &str,
     name: &str,
-    patience: Duration,
-) -> color_eyre::Result<()> {
-    use color_eyre::eyre::{WrapErr, eyre};
+) -> color_eyre::Result<Option<i32>> {
+    use color_eyre::eyre::WrapErr;
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), namespace);
     let Some(deployment) = deployments
         .get_opt(name)
         .await
         .wrap_err_with(|| format!("cannot read Deployment {namespace}/{name}"))?
     else {
-        tracing::info!(%namespace, deployment = %name, "no operator Deployment: none to stop");
-        return Ok(());
+        tracing::info!(%namespace, deployment = %name, "no such Deployment: the Lease alone says when no operator leads");
+        return Ok(None);
     };
-    if deployment.spec.as_ref().and_then(|s| s.replicas) != Some(0) {
-        deployments
-            .patch(
-                name,
-                &PatchParams::default(),
-                &Patch::Merge(serde_json::json!({"spec": {"replicas": 0}})),
-            )
-            .await
-            .wrap_err_with(|| format!("cannot scale Deployment {namespace}/{name} to 0"))?;
-        tracing::info!(%namespace, deployment = %name, "scaled the operator to 0");
+    let replicas = deployment.spec.and_then(|s| s.replicas).unwrap_or(1);
+    if replicas == 0 {
+        return Ok(None);
     }
-    // Not only scaled down: gone. A pod still in its termination grace may finish a
-    // reconcile, and that puts a finalizer back.
-    let selector = deployment
-        .spec
-        .and_then(|spec| spec.selector.match_labels)
-        .unwrap_or_default()
-        .into_iter()
-        .map(|(key, value)| format!("{key}={value}"))
-        .collect::<Vec<_>>()
-        .join(",");
-    let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
-    let deadline = tokio::time::Instant::now() + patience;
-    loop {
-        let running = pods
-            .list(&ListParams::default().labels(&selector))
-            .await
-            .wrap_err_with(|| format!("cannot list the operator's pods in {namespace}"))?
-            .items
-            .len();
-        if running == 0 {
-            return Ok(());
-        }
-        if tokio::time::Instant::now() > deadline {
-            return Err(eyre!(
-                "Deployment {namespace}/{name} still has {running} pod(s) after {patience:?}: nothing was released (an operator still running would put the finalizers back)"
-            ));
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+    scale(client, namespace, name, 0).await?;
+    tracing::info!(%namespace, deployment = %name, from = replicas, "scaled the operator to 0");
+    Ok(Some(replicas))
 }
 
-/// Takes the operator's finalizer off every AuthClient that has it, with an event each.
-async fn release_clients(client: &Client) -> color_eyre::Result<usize> {
+async fn scale(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+    replicas: i32,
+) -> color_eyre::Result<()> {
     use color_eyre::eyre::WrapErr;
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), namespace);
+    deployments
+        .patch_scale(
+            name,
+            &PatchParams::default(),
+            &Patch::Merge(serde_json::json!({"spec": {"replicas": replicas}})),
+        )
+        .await
+        .map(|_| ())
+        .wrap_err_with(|| format!("cannot scale Deployment {namespace}/{name} to {replicas}"))
+}
+
+/// Where each client's registration is recorded: the record's namespace by client UID.
+async fn record_namespaces(client: &Client) -> color_eyre::Result<BTreeMap<String, String>> {
+    use color_eyre::eyre::WrapErr;
+    let secrets: Api<Secret> = Api::all(client.clone());
+    let records = secrets
+        .list(&ListParams::default().labels(&format!("{}={}", MANAGED_BY.0, MANAGED_BY.1)))
+        .await
+        .wrap_err("cannot list the registration records")?
+        .items;
+    Ok(records
+        .into_iter()
+        .filter_map(|record| {
+            let uid = record.name_any().strip_prefix(RECORD_PREFIX)?.to_owned();
+            Some((uid, record.namespace()?))
+        })
+        .collect())
+}
+
+/// Takes the operator's finalizer off each of this operator's AuthClients, with an event
+/// each.
+async fn release_clients(client: &Client, namespace: &str) -> color_eyre::Result<usize> {
+    use color_eyre::eyre::WrapErr;
+    let record_at = record_namespaces(client).await?;
     let all: Api<AuthClient> = Api::all(client.clone());
     let held: Vec<AuthClient> = all
         .list(&ListParams::default())
@@ -119,6 +166,11 @@ async fn release_clients(client: &Client) -> color_eyre::Result<usize> {
         .items
         .into_iter()
         .filter(|c| c.finalizers().iter().any(|f| f == FINALIZER))
+        .filter(|c| {
+            c.uid()
+                .and_then(|uid| record_at.get(&uid))
+                .is_none_or(|at| at == namespace)
+        })
         .collect();
     let recorder = Recorder::new(
         client.clone(),
@@ -154,7 +206,11 @@ async fn release_client(
     let secret = status
         .and_then(|s| s.client_secret_ref.as_ref())
         .map(|s| s.name.as_str());
+    let deleting = held.metadata.deletion_timestamp.is_some();
     let note = match (client_id, secret) {
+        (Some(client_id), _) if deleting => format!(
+            "nauthera-operator was uninstalled while this AuthClient was being deleted: registration {client_id} stays at the provider, to delete there by hand (its record, with the registration access token, stays in the operator's namespace)"
+        ),
         (Some(client_id), Some(secret)) => format!(
             "nauthera-operator was uninstalled: registration {client_id} stays at the provider and Secret {secret} keeps working, unmanaged until an operator is installed again (deleting this AuthClient meanwhile leaves the registration at the provider)"
         ),

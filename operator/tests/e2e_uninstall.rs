@@ -23,9 +23,10 @@ const RECORD_FINALIZER: &str = "auth.nauthera.io/registration-record";
 
 /// `nauthera-operator release` for the scenario's operator namespace (no Deployment
 /// there: the scenario's operator runs out of cluster and is stopped by the test).
-fn release(scenario: &Scenario) -> String {
+fn release(scenario: &Scenario, extra: &[&str]) -> (bool, String) {
     let output = Command::new(env!("CARGO_BIN_EXE_nauthera-operator"))
         .args(["release", "--namespace", &scenario.system])
+        .args(extra)
         .env("KUBECONFIG", kubeconfig().unwrap())
         .env("RUST_LOG", "info")
         .output()
@@ -35,8 +36,7 @@ fn release(scenario: &Scenario) -> String {
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     );
-    assert!(output.status.success(), "release failed: {text}");
-    text
+    (output.status.success(), text)
 }
 
 #[tokio::test]
@@ -80,15 +80,19 @@ async fn release_leaves_nothing_stranded_and_a_new_operator_manages_on() {
     let leaver_password = common::cluster::decoded(&leaver_secret, "client_secret");
     let registered = scenario.provider.requests().await.post;
 
+    // While an operator leads, nothing is released: it would put the finalizers back.
+    let (released, said) = release(&scenario, &["--timeout", "5s"]);
+    assert!(!released && said.contains("is still held"), "{said}");
+    let kept_now = scenario.clients().get("kept").await.unwrap();
+    assert!(kept_now.finalizers().iter().any(|f| f == FINALIZER));
+
     // The operator stops (as the chart's Job scales it to 0), then the release.
     for operator in &mut scenario.operators {
         operator.terminate().await;
     }
-    let said = release(&scenario);
-    assert!(
-        said.contains("clients=2") && said.contains("records=2"),
-        "{said}"
-    );
+    let (released, said) = release(&scenario, &[]);
+    assert!(released, "release failed: {said}");
+    assert!(said.contains("clients=2 records=2"), "{said}");
     for (namespace, name) in [
         (scenario.team.as_str(), "kept"),
         (leaving.as_str(), "leaver"),

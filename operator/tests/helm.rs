@@ -152,16 +152,34 @@ fn is_hook(object: &Value) -> bool {
 }
 
 /// Before anything is deleted, a Job runs `nauthera-operator release` for this
-/// release's Deployment, as the operator's service account, from the operator's image.
+/// release's Deployment and Lease, as the operator's service account, from the operator's
+/// image; a Role of the hook's own lets it scale that Deployment, and only that one.
 #[test]
 fn uninstalling_first_releases_every_authclient() {
     let Some(helm) = helm() else { return };
     let objects = render(&helm, "nauthera-operator", &[]);
     let hooks: Vec<&Value> = objects.iter().filter(|o| is_hook(o)).collect();
-    assert_eq!(hooks.len(), 1, "one hook: {hooks:?}");
-    let job = hooks[0];
-    assert_eq!(job["kind"], "Job");
-    assert_eq!(job["metadata"]["annotations"]["helm.sh/hook"], "pre-delete");
+    let kinds: Vec<&str> = hooks.iter().map(|h| h["kind"].as_str().unwrap()).collect();
+    assert_eq!(
+        kinds,
+        ["Role", "RoleBinding", "Job"],
+        "the hook's objects, in order"
+    );
+    for hook in &hooks {
+        assert_eq!(
+            hook["metadata"]["annotations"]["helm.sh/hook"],
+            "pre-delete"
+        );
+    }
+    let role = hooks[0];
+    assert_eq!(
+        role["rules"],
+        serde_json::json!([{"apiGroups": ["apps"], "resources": ["deployments", "deployments/scale"],
+                            "resourceNames": ["nauthera-operator"], "verbs": ["get", "patch"]}])
+    );
+    assert_eq!(hooks[1]["roleRef"]["name"], role["metadata"]["name"]);
+    assert_eq!(hooks[1]["subjects"][0]["name"], "nauthera-operator");
+    let job = hooks[2];
     let pod = &job["spec"]["template"]["spec"];
     assert_eq!(pod["serviceAccountName"], "nauthera-operator");
     let deployment = objects.iter().find(|o| o["kind"] == "Deployment").unwrap();
@@ -171,20 +189,15 @@ fn uninstalling_first_releases_every_authclient() {
         operator["containers"][0]["image"]
     );
     assert_eq!(pod["securityContext"], operator["securityContext"]);
-    let args: Vec<&str> = pod["containers"][0]["args"]
+    let args: Vec<String> = pod["containers"][0]["args"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|arg| arg.as_str().unwrap())
+        .map(|arg| arg.as_str().unwrap().to_owned())
         .collect();
-    assert_eq!(args[..3], ["release", "--deployment", "nauthera-operator"]);
-    // The pods it waits for are the Deployment's, not its own.
-    let selector = &deployment["spec"]["selector"]["matchLabels"];
-    let own = &job["spec"]["template"]["metadata"]["labels"];
-    assert_ne!(
-        own["app.kubernetes.io/name"],
-        selector["app.kubernetes.io/name"]
-    );
+    assert_eq!(args[0], "release");
+    assert_eq!(flag(&args, "--deployment"), Some("nauthera-operator"));
+    assert_eq!(flag(&args, "--lease-name"), Some("nauthera-operator"));
     let without = render(
         &helm,
         "nauthera-operator",
@@ -426,6 +439,7 @@ async fn installs_upgrades_and_uninstalls_on_a_real_api_server() {
             chart,
             "-n",
             &namespace,
+            "--reuse-values",
             "--set",
             "resync=1m",
         ],
@@ -446,14 +460,27 @@ async fn installs_upgrades_and_uninstalls_on_a_real_api_server() {
         &["uninstall", &release, "-n", &namespace, "--no-hooks"],
     );
     assert!(uninstalled, "helm uninstall: {output}");
-    assert!(
-        deployments.get_opt(&name).await.unwrap().is_none(),
-        "the Deployment is gone"
-    );
-    assert!(
-        roles.get_opt(&name).await.unwrap().is_none(),
-        "the ClusterRole is gone"
-    );
+    // Every object the release rendered is gone, but the CRDs.
+    let kubectl = std::env::var("NAUTHERA_E2E_KUBECTL").unwrap_or_else(|_| "kubectl".to_owned());
+    for object in render(&helm, &release, &[]) {
+        let (kind, _, object_name) = key(&object);
+        if kind == "CustomResourceDefinition" || is_hook(&object) {
+            continue;
+        }
+        let output = Command::new(&kubectl)
+            .arg("--kubeconfig")
+            .arg(&kubeconfig)
+            .args(["get", &format!("{kind}/{object_name}"), "-n", &namespace])
+            .args(["--ignore-not-found", "-o", "name"])
+            .output()
+            .expect("kubectl runs");
+        assert!(output.status.success(), "kubectl get {kind}/{object_name}");
+        assert!(
+            output.stdout.is_empty(),
+            "{kind}/{object_name} is gone: {}",
+            String::from_utf8_lossy(&output.stdout)
+        );
+    }
     for crd in [
         "authclients.auth.nauthera.io",
         "authpolicies.auth.nauthera.io",

@@ -247,9 +247,9 @@ fn confirm_commit(frame: &mut Frame, area: Rect, editor: &Editor, theme: Theme) 
             .border_style(theme.emphasis()),
     );
     // As tall as the text once wrapped (a context's or a file's name can be long), so the
-    // keys at the bottom always show.
+    // keys at the bottom show; the count includes the borders.
     let width = CONFIRM_WIDTH.min(area.width);
-    let height = paragraph.line_count(width.saturating_sub(2)) + 2;
+    let height = paragraph.line_count(width.saturating_sub(2));
     let popup = centered(area, width, u16::try_from(height).unwrap_or(u16::MAX));
     frame.render_widget(Clear, popup);
     frame.render_widget(paragraph, popup);
