@@ -6,10 +6,12 @@
 # ~/.cache/nauthera-testbed); as root on Debian it installs Glewlwyd, the second
 # provider, and openssl with apt-get.
 #
-# The cluster: by default testbed/cluster.sh builds and starts a control plane on
-# loopback (the Kubernetes version of testbed/versions.sh, or NAUTHERA_KUBERNETES_VERSION)
-# and stops it on exit. NAUTHERA_E2E_KUBECONFIG=PATH runs the suites on that cluster
-# instead; NAUTHERA_TESTBED=off (not in CI) runs without one, the suites saying they skip.
+# The cluster: by default testbed/cluster.sh builds and starts a control plane (the
+# Kubernetes version of testbed/versions.sh, or NAUTHERA_KUBERNETES_VERSION) and, as
+# root, testbed/node.sh a node running the operator's image (testbed/image.sh) in a pod;
+# both are stopped on exit. NAUTHERA_TESTBED_NODE=off leaves the node out;
+# NAUTHERA_E2E_KUBECONFIG=PATH runs the suites on that cluster instead;
+# NAUTHERA_TESTBED=off (not in CI) runs without one, the suites saying they skip.
 set -euo pipefail
 cd "$(dirname "$0")"
 # One clean build, nothing kept for the next: incremental caches double the disk used.
@@ -40,19 +42,50 @@ if [ -z "${NAUTHERA_E2E_KUBECONFIG:-}" ] && [ "${NAUTHERA_TESTBED:-on}" = off ] 
   echo "==> NAUTHERA_TESTBED=off: the end-to-end suites (operator/tests/e2e*.rs, tui/tests/e2e.rs)"
   echo "    and the scale harness pass without running"
 elif [ -z "${NAUTHERA_E2E_KUBECONFIG:-}" ]; then
-  echo "==> a real Kubernetes control plane on loopback (testbed/cluster.sh)"
-  if ! command -v openssl >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends openssl >/dev/null
-  fi
   testbed="$(mktemp -d "${TMPDIR:-/tmp}/nauthera-testbed.XXXXXX")"
-  trap 'testbed/cluster.sh down "$testbed"; rm -rf "$testbed"' EXIT
+  node=""
+  stop_testbed() {
+    if [ -n "$node" ]; then testbed/node.sh down "$testbed" || true; fi
+    testbed/cluster.sh down "$testbed" || true
+    rm -rf "$testbed"
+  }
+  trap stop_testbed EXIT
+  # The in-cluster tier (a node running the operator's image in a pod) needs root.
+  if [ "$(id -u)" = 0 ] && [ "${NAUTHERA_TESTBED_NODE:-on}" != off ]; then node=on; fi
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    missing=()
+    for tool in openssl socat nsenter; do command -v "$tool" >/dev/null || missing+=("$tool"); done
+    if [ ${#missing[@]} -gt 0 ]; then
+      packages=("${missing[@]/nsenter/util-linux}")
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
+    fi
+  fi
   started=$SECONDS
-  testbed/cluster.sh up "$testbed"
-  echo "    the control plane took $((SECONDS - started)) s to build (if not cached) and start"
+  if [ -n "$node" ]; then
+    echo "==> a one-node Kubernetes cluster (testbed/cluster.sh, testbed/node.sh), the operator's image in a pod"
+    NAUTHERA_TESTBED_ADDRESS="$(testbed/node.sh prepare)" testbed/cluster.sh up "$testbed"
+    echo "    the control plane took $((SECONDS - started)) s to build (if not cached) and start"
+    started=$SECONDS
+    testbed/node.sh up "$testbed"
+    echo "    the node took $((SECONDS - started)) s to build (if not cached) and start"
+    started=$SECONDS
+    cargo build --release --locked -p nauthera-operator
+    NAUTHERA_OPERATOR_BINARY=target/release/nauthera-operator testbed/image.sh "$testbed"
+    echo "    the operator's image took $((SECONDS - started)) s to build and import"
+    export NAUTHERA_E2E_NODE="$testbed"
+  else
+    echo "==> a real Kubernetes control plane on loopback (testbed/cluster.sh); the in-cluster tier"
+    echo "    (operator/tests/e2e_pod.rs) needs root and is skipped"
+    testbed/cluster.sh up "$testbed"
+    echo "    the control plane took $((SECONDS - started)) s to build (if not cached) and start"
+  fi
   # shellcheck source=/dev/null
   source "$testbed/env"
-  # Every suite runs here: one that would skip fails instead.
-  if command -v glewlwyd >/dev/null; then export NAUTHERA_E2E_REQUIRED=1; fi
+  # As root (and in CI) everything the suites need is here: one that would skip fails
+  # instead.
+  if [ -n "${CI:-}" ] || { [ -n "$node" ] && command -v glewlwyd >/dev/null; }; then
+    export NAUTHERA_E2E_REQUIRED=1
+  fi
 fi
 if [ -n "${NAUTHERA_E2E_KUBECONFIG:-}" ]; then
   export NAUTHERA_SCALE_CLIENTS="${NAUTHERA_SCALE_CLIENTS:-100}"

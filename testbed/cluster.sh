@@ -3,12 +3,13 @@
 # module and go.etcd.io/etcd/server/v3, started on this machine and stopped again.
 #
 #   testbed/cluster.sh build           build (or find cached) etcd, kube-apiserver,
-#                                      kube-controller-manager, kubectl and helm; print
-#                                      their folders
+#                                      kube-controller-manager, kube-scheduler, kubectl and
+#                                      helm; print their folders
 #   testbed/cluster.sh build-node      the same for a node's kubelet and kube-proxy
-#   testbed/cluster.sh up DIR          start etcd, the API server and the controller-manager,
-#                                      state and logs in DIR; DIR/kubeconfig is cluster-admin,
-#                                      DIR/env exports NAUTHERA_E2E_KUBECONFIG, _KUBECTL, _HELM
+#   testbed/cluster.sh up DIR          start etcd, the API server, the controller-manager and
+#                                      the scheduler, state and logs in DIR; DIR/kubeconfig is
+#                                      cluster-admin, DIR/env exports NAUTHERA_E2E_KUBECONFIG,
+#                                      _KUBECTL, _HELM
 #   testbed/cluster.sh down DIR        stop what `up DIR` started; leaves nothing running
 #
 # The version is testbed/versions.sh's; NAUTHERA_KUBERNETES_VERSION=1.34.4 picks another.
@@ -25,13 +26,20 @@ kube_dir="$cache/kubernetes-v$KUBERNETES_VERSION"
 etcd_dir="$cache/etcd-v$ETCD_VERSION"
 helm_dir="$cache/helm-v$HELM_VERSION"
 address="${NAUTHERA_TESTBED_ADDRESS:-127.0.0.1}"
-control_plane=(kube-apiserver kube-controller-manager kubectl)
+control_plane=(kube-apiserver kube-controller-manager kube-scheduler kubectl)
 
 say() { printf '    %s\n' "$*" >&2; }
 die() { printf 'testbed: %s\n' "$*" >&2; exit 1; }
 
 need_go() {
-  command -v go >/dev/null || die "Go is needed to build Kubernetes and etcd (https://go.dev/dl, or apt-get install golang)"
+  command -v go >/dev/null || die "Go 1.26 or later is needed to build Kubernetes and etcd (https://go.dev/dl)"
+  # One build at a time into the shared cache (two test runs at once would corrupt it).
+  if [ -z "${NAUTHERA_TESTBED_LOCKED:-}" ] && command -v flock >/dev/null; then
+    mkdir -p "$cache"
+    exec 9>"$cache/.lock"
+    flock 9
+    export NAUTHERA_TESTBED_LOCKED=1
+  fi
 }
 
 # A module requiring k8s.io/kubernetes at the version, with its staging modules (required
@@ -56,7 +64,9 @@ kubernetes_module() {
       inside && $1 ~ /^k8s\.io\// && $1 !~ /sample-/ { printf "\t%s => %s %s\n", $1, $1, v }
     ' "$upstream"
     echo ")"
-  } >"$module/go.mod"
+  } >"$module/go.mod.tmp"
+  # Whole or not at all: a half-written go.mod would be taken for a good one next time.
+  mv "$module/go.mod.tmp" "$module/go.mod"
 }
 
 build_kubernetes() {
@@ -110,6 +120,10 @@ build_helm() {
 }
 
 build() {
+  local tool
+  for tool in python3 curl; do
+    command -v "$tool" >/dev/null || die "$tool is needed (apt-get install $tool)"
+  done
   build_helm
   build_etcd
   build_kubernetes "${control_plane[@]}"
@@ -120,8 +134,8 @@ free_port() {
 }
 
 # Certificates for one run: a CA, the API server's serving certificate, client
-# certificates for the tests (system:masters) and the controller-manager, and the
-# service-account signing key.
+# certificates for the tests (system:masters), the controller-manager and the scheduler,
+# and the service-account signing key.
 certificates() {
   local pki="$1"
   command -v openssl >/dev/null || die "openssl is needed (apt-get install openssl)"
@@ -142,6 +156,7 @@ certificates() {
 extendedKeyUsage=serverAuth"
     sign admin "/O=system:masters/CN=nauthera-testbed-admin"
     sign controller-manager "/CN=system:kube-controller-manager"
+    sign kube-scheduler "/CN=system:kube-scheduler"
     sign apiserver-kubelet-client "/O=system:masters/CN=kube-apiserver-kubelet-client"
     openssl genrsa -out service-account.key 2048 2>/dev/null
     openssl rsa -in service-account.key -pubout -out service-account.pub 2>/dev/null
@@ -149,7 +164,8 @@ extendedKeyUsage=serverAuth"
 }
 
 kubeconfig() { # file server user
-  local pki="$(dirname "$1")/pki"
+  local pki
+  pki="$(dirname "$1")/pki"
   cat >"$1" <<YAML
 apiVersion: v1
 kind: Config
@@ -227,6 +243,7 @@ up() {
   local server="https://$address:$api_port"
   kubeconfig "$dir/kubeconfig" "$server" admin
   kubeconfig "$dir/controller-manager.kubeconfig" "$server" controller-manager
+  kubeconfig "$dir/kube-scheduler.kubeconfig" "$server" kube-scheduler
   await "$dir" kube-apiserver 120 "$kube/kubectl" --kubeconfig "$dir/kubeconfig" get --raw /readyz
 
   start "$dir" kube-controller-manager "$kube/kube-controller-manager" \
@@ -241,6 +258,17 @@ up() {
   await "$dir" kube-controller-manager 120 \
     "$kube/kubectl" --kubeconfig "$dir/kubeconfig" -n default get serviceaccount default
 
+  # Binds pods to nodes (testbed/node.sh's); with none, it waits. Its HTTPS port only on
+  # loopback, for /readyz (its informers synced): without an authentication or
+  # authorization kubeconfig it serves the health paths to anyone and nothing else.
+  local scheduler_port
+  scheduler_port="$(free_port)"
+  start "$dir" kube-scheduler "$kube/kube-scheduler" \
+    --kubeconfig "$dir/kube-scheduler.kubeconfig" \
+    --bind-address 127.0.0.1 --secure-port "$scheduler_port" --cert-dir "$pki/generated" \
+    --leader-elect=false
+  await "$dir" kube-scheduler 120 curl -fsSk "https://127.0.0.1:$scheduler_port/readyz"
+
   cat >"$dir/env" <<ENV
 export NAUTHERA_E2E_KUBECONFIG="$dir/kubeconfig"
 export NAUTHERA_E2E_KUBECTL="$kube/kubectl"
@@ -253,7 +281,7 @@ ENV
 down() {
   local dir="${1:?usage: cluster.sh down DIR}" name pid
   [ -d "$dir/pids" ] || return 0
-  for name in kube-controller-manager kube-apiserver etcd; do
+  for name in kube-scheduler kube-controller-manager kube-apiserver etcd; do
     [ -f "$dir/pids/$name" ] || continue
     pid="$(cat "$dir/pids/$name")"
     kill -TERM "$pid" 2>/dev/null || true
@@ -268,5 +296,5 @@ case "${1:-}" in
   build-node) build_kubernetes kubelet kube-proxy; echo "$kube_dir/bin" ;;
   up) up "${2:-}" ;;
   down) down "${2:-}" ;;
-  *) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
+  *) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
 esac

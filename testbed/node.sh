@@ -4,9 +4,10 @@
 #
 #   testbed/node.sh prepare            make the pods' bridge (idempotent); print its address,
 #                                      the one the control plane must listen on
-#   testbed/node.sh up DIR             on the control plane in DIR: start containerd, the
-#                                      kubelet, kube-proxy and a kube-scheduler; wait for the
-#                                      Node to be Ready. State and logs in DIR/node, DIR/logs
+#   testbed/node.sh up DIR             on the control plane in DIR (its scheduler binds the
+#                                      pods): start containerd, the kubelet and kube-proxy;
+#                                      wait for the Node to be Ready. State and logs in
+#                                      DIR/node, DIR/logs
 #   testbed/node.sh down DIR           stop all of that, remove the pods, their mounts and
 #                                      cgroups, the bridge, the iptables rules; restore the
 #                                      sysctls the kubelet and kube-proxy changed
@@ -27,7 +28,7 @@ source "$here/versions.sh"
 
 cache="${NAUTHERA_TESTBED_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/nauthera-testbed}"
 kube_dir="$cache/kubernetes-v$KUBERNETES_VERSION"
-# kube-scheduler and crictl are built here, not in cluster.sh's bin/ (that one is its own).
+# crictl is built here, not in cluster.sh's bin/ (that one is its own).
 tools_dir="$kube_dir/node-tools"
 CRI_TOOLS_VERSION="1.37.0"   # sigs.k8s.io/cri-tools: crictl, to remove pods through the CRI
 
@@ -69,22 +70,10 @@ packages() {
     { apt-get update >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${want[@]}" >/dev/null; }
 }
 
-# A module building k8s.io/kubernetes/cmd/$1 with the same go.mod (and its staging
-# replaces) as cluster.sh's, which `cluster.sh build` has written.
 build_tools() {
-  command -v go >/dev/null || die "Go is needed to build kube-scheduler and crictl"
   local module
-  if [ ! -x "$tools_dir/bin/kube-scheduler" ]; then
-    [ -f "$kube_dir/module/go.mod" ] || die "no $kube_dir/module/go.mod: run testbed/cluster.sh build first"
-    say "building kube-scheduler v$KUBERNETES_VERSION (a minute, once; the kubelet's build warmed Go's cache)"
-    module="$tools_dir/kube-scheduler"
-    mkdir -p "$module" "$tools_dir/bin"
-    cp "$kube_dir/module/go.mod" "$kube_dir/module/go.sum" "$module/"
-    (cd "$module" && go get -tool "k8s.io/kubernetes/cmd/kube-scheduler@v$KUBERNETES_VERSION" >/dev/null 2>&1) ||
-      (cd "$module" && go get -tool "k8s.io/kubernetes/cmd/kube-scheduler@v$KUBERNETES_VERSION")
-    (cd "$module" && go build -trimpath -ldflags=-s -o "$tools_dir/bin/" k8s.io/kubernetes/cmd/kube-scheduler)
-  fi
   if [ ! -x "$tools_dir/bin/crictl" ]; then
+    command -v go >/dev/null || die "Go is needed to build crictl"
     say "building crictl v$CRI_TOOLS_VERSION (once)"
     module="$tools_dir/crictl"
     mkdir -p "$module" "$tools_dir/bin"
@@ -374,6 +363,19 @@ up() {
   fi
   grep -q "server: \"https://$bridge_address:" "$dir/kubeconfig" ||
     die "the control plane in $dir does not listen on $bridge_address: start it with NAUTHERA_TESTBED_ADDRESS=\"\$(testbed/node.sh prepare)\""
+  # cluster.sh's scheduler binds the pods to this node: without it none would ever start.
+  alive "$dir" kube-scheduler ||
+    die "no kube-scheduler runs for the control plane in $dir: start it with a testbed/cluster.sh that does"
+  # Machine-wide state (iptables chains, ports 10250/10248, the bridge): one node only,
+  # and never beside a kubelet or kube-proxy this script did not start.
+  local other
+  for other in kubelet kube-proxy; do
+    if pgrep -x "$other" >/dev/null && ! grep -qs "$(pgrep -x "$other" | head -n1)" "$dir/pids/$other"; then
+      die "a $other this testbed did not start runs on this machine: node.sh would disturb it"
+    fi
+  done
+  [ "$(stat -fc %T /sys/fs/cgroup)" != cgroup2fs ] ||
+    die "this machine has cgroups v2 only: node.sh sets up the kubelet for cgroups v1 (cgroupfs)"
   local node="$dir/node" kube="$kube_dir/bin" started=$SECONDS
   packages
   "$here/cluster.sh" build-node >/dev/null
@@ -398,7 +400,6 @@ up() {
 
   client "$dir" kubelet "/O=system:nodes/CN=system:node:$node_name"
   client "$dir" kube-proxy "/CN=system:kube-proxy"
-  client "$dir" kube-scheduler "/CN=system:kube-scheduler"
   kubelet_config "$dir"
   mkdir -p "$node/kubelet" "$node/pod-logs"
   make_cgroup_root
@@ -409,15 +410,6 @@ up() {
   fi
   if ! alive "$dir" kube-proxy; then
     start "$dir" kube-proxy "$kube/kube-proxy" --config "$node/kube-proxy.yaml"
-  fi
-  # cluster.sh's control plane has no scheduler: the node brings one, or no pod would
-  # ever be bound to it.
-  if ! alive "$dir" kube-scheduler; then
-    start "$dir" kube-scheduler "$tools_dir/bin/kube-scheduler" \
-      --kubeconfig "$node/kube-scheduler.kubeconfig" \
-      --authentication-kubeconfig "$node/kube-scheduler.kubeconfig" \
-      --authorization-kubeconfig "$node/kube-scheduler.kubeconfig" \
-      --leader-elect=false --secure-port 0
   fi
   await "$dir" kubelet 120 node_ready "$dir"
   # kube-proxy's first sync writes KUBE-SERVICES for the `kubernetes` Service.
@@ -462,7 +454,6 @@ stop_node() {
   dir="$(cd "$dir" && pwd)"
   node="$dir/node"
   local crictl=("$tools_dir/bin/crictl" --runtime-endpoint "unix://$node/containerd.sock" --timeout 30s)
-  stop "$dir" kube-scheduler
   # The kubelet first, so it restarts nothing; then every pod through the CRI while
   # containerd runs: that is CNI DEL (veth, lease, netns) and the shims' exit.
   stop "$dir" kubelet
@@ -526,5 +517,5 @@ case "${1:-}" in
   prepare) need_root; prepare ;;
   up) need_root; up "${2:-}" ;;
   down) need_root; down "${2:-}" ;;
-  *) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
+  *) sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
 esac

@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2034
 # The versions the testbed builds: sourced by testbed/cluster.sh, the one place they are named.
 # Every Kubernetes binary comes from the k8s.io/kubernetes Go module at this release.
 KUBERNETES_VERSION="${NAUTHERA_KUBERNETES_VERSION:-1.37.2}"   # CI's: the newest tested

@@ -452,8 +452,8 @@ async fn installs_upgrades_and_uninstalls_on_a_real_api_server() {
         .unwrap();
     assert_eq!(flag(&args, "--resync"), Some("1m"), "{args:?}");
 
-    // No node runs the release Job on a bare control plane (the in-cluster tier does):
-    // without hooks here.
+    // No operator ran, so there is nothing to release: without the hook here (e2e_pod runs
+    // it in a pod).
     let (uninstalled, output) = helm_on(
         &helm,
         &kubeconfig,
