@@ -52,18 +52,24 @@ elif [ -z "${NAUTHERA_E2E_KUBECONFIG:-}" ]; then
   trap stop_testbed EXIT
   # The in-cluster tier (a node running the operator's image in a pod) needs root.
   if [ "$(id -u)" = 0 ] && [ "${NAUTHERA_TESTBED_NODE:-on}" != off ]; then node=on; fi
+  if [ -n "$node" ] && [ "$(stat -fc %T /sys/fs/cgroup)" = cgroup2fs ]; then
+    echo "    cgroups v2 only here: testbed/node.sh sets up cgroups v1, so no node this time"
+    node=""
+  fi
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     missing=()
     for tool in openssl socat nsenter; do command -v "$tool" >/dev/null || missing+=("$tool"); done
     if [ ${#missing[@]} -gt 0 ]; then
       packages=("${missing[@]/nsenter/util-linux}")
+      apt-get update -qq
       DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
     fi
   fi
   started=$SECONDS
   if [ -n "$node" ]; then
     echo "==> a one-node Kubernetes cluster (testbed/cluster.sh, testbed/node.sh), the operator's image in a pod"
-    NAUTHERA_TESTBED_ADDRESS="$(testbed/node.sh prepare)" testbed/cluster.sh up "$testbed"
+    address="$(testbed/node.sh prepare)"
+    NAUTHERA_TESTBED_ADDRESS="$address" testbed/cluster.sh up "$testbed"
     echo "    the control plane took $((SECONDS - started)) s to build (if not cached) and start"
     started=$SECONDS
     testbed/node.sh up "$testbed"

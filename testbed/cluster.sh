@@ -33,13 +33,18 @@ die() { printf 'testbed: %s\n' "$*" >&2; exit 1; }
 
 need_go() {
   command -v go >/dev/null || die "Go 1.26 or later is needed to build Kubernetes and etcd (https://go.dev/dl)"
-  # One build at a time into the shared cache (two test runs at once would corrupt it).
-  if [ -z "${NAUTHERA_TESTBED_LOCKED:-}" ] && command -v flock >/dev/null; then
-    mkdir -p "$cache"
-    exec 9>"$cache/.lock"
-    flock 9
-    export NAUTHERA_TESTBED_LOCKED=1
-  fi
+}
+
+# Runs "$@" holding the build cache's lock (two test runs building at once would corrupt
+# it), in a subshell: the daemons started later never inherit it.
+locked() {
+  mkdir -p "$cache"
+  (
+    if command -v flock >/dev/null; then
+      flock -w 3600 9 || die "another build into $cache has held its lock for an hour"
+    fi
+    "$@"
+  ) 9>"$cache/.lock"
 }
 
 # A module requiring k8s.io/kubernetes at the version, with its staging modules (required
@@ -207,7 +212,7 @@ up() {
   local dir="${1:?usage: cluster.sh up DIR}"
   mkdir -p "$dir"
   dir="$(cd "$dir" && pwd)"
-  build
+  locked build
   mkdir -p "$dir/logs" "$dir/pids"
   # A start that fails half-way leaves nothing running.
   trap 'down "$dir"' EXIT
@@ -292,8 +297,8 @@ down() {
 }
 
 case "${1:-}" in
-  build) build; echo "$kube_dir/bin $etcd_dir/bin $helm_dir/bin" ;;
-  build-node) build_kubernetes kubelet kube-proxy; echo "$kube_dir/bin" ;;
+  build) locked build; echo "$kube_dir/bin $etcd_dir/bin $helm_dir/bin" ;;
+  build-node) locked build_kubernetes kubelet kube-proxy; echo "$kube_dir/bin" ;;
   up) up "${2:-}" ;;
   down) down "${2:-}" ;;
   *) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;

@@ -370,7 +370,7 @@ up() {
   # and never beside a kubelet or kube-proxy this script did not start.
   local other
   for other in kubelet kube-proxy; do
-    if pgrep -x "$other" >/dev/null && ! grep -qs "$(pgrep -x "$other" | head -n1)" "$dir/pids/$other"; then
+    if pgrep -x "$other" >/dev/null && ! grep -qsx "$(pgrep -x "$other" | head -n1)" "$dir/pids/$other"; then
       die "a $other this testbed did not start runs on this machine: node.sh would disturb it"
     fi
   done

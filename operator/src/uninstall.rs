@@ -56,15 +56,23 @@ pub async fn release(
     patience: Duration,
 ) -> color_eyre::Result<Released> {
     let scaled_from = scale_to_zero(client, namespace, deployment).await?;
-    let identity = format!("nauthera-operator-release-{}", std::process::id());
+    // Unique per process and pod: a Job's process is always PID 1.
+    let host = std::env::var("POD_NAME")
+        .or_else(|_| std::fs::read_to_string("/proc/sys/kernel/hostname"))
+        .unwrap_or_default();
+    let identity = format!(
+        "nauthera-operator-release-{}-{}",
+        host.trim(),
+        std::process::id()
+    );
     let elector = Elector::new(
         client.clone(),
         LeaseSettings::new(lease.to_owned(), namespace.to_owned(), identity),
     );
     let Ok(held) = tokio::time::timeout(patience, elector.acquire()).await else {
-        if let Some(replicas) = scaled_from {
-            scale(client, namespace, deployment, replicas).await?;
-        }
+        // An acquire cut short may have taken it after all.
+        elector.release().await;
+        scale_back(client, namespace, deployment, scaled_from).await;
         return Err(color_eyre::eyre::eyre!(
             "Lease {namespace}/{lease} is still held after {patience:?}: an operator other than Deployment {namespace}/{deployment} runs, or one that cannot stop; nothing was released{}",
             if scaled_from.is_some() {
@@ -76,19 +84,50 @@ pub async fn release(
     };
     tracing::info!(%namespace, %lease, "holding the operator's Lease: no instance leads while releasing");
     let elector = std::sync::Arc::new(elector);
-    let holding = tokio::spawn({
+    let mut holding = tokio::spawn({
         let elector = std::sync::Arc::clone(&elector);
         async move { elector.hold(held).await }
     });
-    let released = async {
+    let work = async {
         let clients = release_clients(client, namespace).await?;
         let records = release_records(client, namespace).await?;
         color_eyre::Result::<Released>::Ok(Released { clients, records })
-    }
-    .await;
+    };
+    let released = tokio::select! {
+        released = work => released,
+        // Another instance may lead from now on: stop at once (what is released stays
+        // released; that instance puts finalizers back where it reconciles).
+        lost = &mut holding => Err(color_eyre::eyre::eyre!(
+            "lost Lease {namespace}/{lease} while releasing ({}): stopped",
+            lost.map_or_else(|error| error.to_string(), |lost| lost.to_string())
+        )),
+    };
     holding.abort();
     elector.release().await;
+    if released.is_err() {
+        scale_back(client, namespace, deployment, scaled_from).await;
+    }
     released
+}
+
+/// After a failure: the operator runs again as it did, so nothing is left unmanaged.
+async fn scale_back(client: &Client, namespace: &str, deployment: &str, to: Option<i32>) {
+    if let Some(replicas) = to {
+        match scale(client, namespace, deployment, replicas).await {
+            Ok(()) => tracing::info!(%namespace, %deployment, replicas, "scaled the operator back"),
+            Err(error) => {
+                tracing::error!(%namespace, %deployment, replicas, error = %one_line(&error), "cannot scale the operator back: scale it by hand");
+            }
+        }
+    }
+}
+
+fn one_line(error: &color_eyre::eyre::Report) -> String {
+    error
+        .chain()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(": ")
 }
 
 /// Scales the Deployment to zero, if it exists: its former replicas, when it ran any.
@@ -139,8 +178,9 @@ async fn scale(
 async fn record_namespaces(client: &Client) -> color_eyre::Result<BTreeMap<String, String>> {
     use color_eyre::eyre::WrapErr;
     let secrets: Api<Secret> = Api::all(client.clone());
+    // Names and namespaces are all it takes: never the records' tokens.
     let records = secrets
-        .list(&ListParams::default().labels(&format!("{}={}", MANAGED_BY.0, MANAGED_BY.1)))
+        .list_metadata(&ListParams::default().labels(&format!("{}={}", MANAGED_BY.0, MANAGED_BY.1)))
         .await
         .wrap_err("cannot list the registration records")?
         .items;
