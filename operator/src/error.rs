@@ -62,3 +62,13 @@ impl Error {
         }
     }
 }
+
+/// An error and its causes as one sentence: `outer: inner: innermost` (how the binary
+/// prints a fatal error, too).
+pub fn one_line(error: &color_eyre::eyre::Report) -> String {
+    error
+        .chain()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(": ")
+}

@@ -231,7 +231,7 @@ fn main() -> std::process::ExitCode {
             std::process::ExitCode::FAILURE
         }
         Err(error) => {
-            let sentence = one_line(&error);
+            let sentence = nauthera_operator::error::one_line(&error);
             if tracing::dispatcher::has_been_set() {
                 // In the log's own format (a JSON line with --log-format json).
                 tracing::error!(error = %sentence, "nauthera-operator stopped");
@@ -241,15 +241,6 @@ fn main() -> std::process::ExitCode {
             std::process::ExitCode::FAILURE
         }
     }
-}
-
-/// An error and its causes as one sentence: `outer: inner: innermost`.
-fn one_line(error: &color_eyre::eyre::Report) -> String {
-    error
-        .chain()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join(": ")
 }
 
 fn run(cli: Cli) -> Result<()> {

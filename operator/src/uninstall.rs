@@ -116,18 +116,10 @@ async fn scale_back(client: &Client, namespace: &str, deployment: &str, to: Opti
         match scale(client, namespace, deployment, replicas).await {
             Ok(()) => tracing::info!(%namespace, %deployment, replicas, "scaled the operator back"),
             Err(error) => {
-                tracing::error!(%namespace, %deployment, replicas, error = %one_line(&error), "cannot scale the operator back: scale it by hand");
+                tracing::error!(%namespace, %deployment, replicas, error = %crate::error::one_line(&error), "cannot scale the operator back: scale it by hand");
             }
         }
     }
-}
-
-fn one_line(error: &color_eyre::eyre::Report) -> String {
-    error
-        .chain()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join(": ")
 }
 
 /// Scales the Deployment to zero, if it exists: its former replicas, when it ran any.
