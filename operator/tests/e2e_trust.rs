@@ -191,19 +191,25 @@ async fn accidents_keep_live_registrations_and_only_revoke_removes_one() {
     scenario.finish().await;
 }
 
-#[tokio::test]
-async fn without_its_namespace_the_operator_stops_at_once_and_says_why() {
-    let Some(mut scenario) = Scenario::new("no-namespace", TestProvider::start()).await else {
-        return;
-    };
-    let mut operator = scenario.spawn_operator(&["--namespace", "nauthera-nowhere"]);
+/// Starts an operator with `args` that must stop at once: its log, once it exited
+/// unsuccessfully.
+async fn failed_start(scenario: &mut Scenario, args: &[&str]) -> String {
+    let mut operator = scenario.spawn_operator(args);
     let status = within(Duration::from_secs(30), "the operator to exit", || {
         let exited = operator.child.try_wait().ok().flatten();
         async move { exited }
     })
     .await;
     assert!(!status.success());
-    let log = std::fs::read_to_string(&operator.log).unwrap();
+    std::fs::read_to_string(&operator.log).unwrap()
+}
+
+#[tokio::test]
+async fn without_its_namespace_the_operator_stops_at_once_and_says_why() {
+    let Some(mut scenario) = Scenario::new("no-namespace", TestProvider::start()).await else {
+        return;
+    };
+    let log = failed_start(&mut scenario, &["--namespace", "nauthera-nowhere"]).await;
     assert!(
         log.contains("\"nauthera-nowhere\" does not exist"),
         "the reason is said: {log}"
@@ -219,15 +225,11 @@ async fn without_its_namespace_the_operator_stops_at_once_and_says_why() {
         "plain text only: {log}"
     );
     // As deploy/ runs it: the same sentence as one JSON line.
-    let mut operator =
-        scenario.spawn_operator(&["--namespace", "nauthera-nowhere", "--log-format", "json"]);
-    let status = within(Duration::from_secs(30), "the operator to exit", || {
-        let exited = operator.child.try_wait().ok().flatten();
-        async move { exited }
-    })
+    let log = failed_start(
+        &mut scenario,
+        &["--namespace", "nauthera-nowhere", "--log-format", "json"],
+    )
     .await;
-    assert!(!status.success());
-    let log = std::fs::read_to_string(&operator.log).unwrap();
     let last: serde_json::Value = serde_json::from_str(log.lines().last().unwrap_or_default())
         .unwrap_or_else(|error| panic!("the last line is JSON ({error}): {log}"));
     assert_eq!(last["level"], "ERROR", "{last}");
